@@ -1,0 +1,7 @@
+"""``python -m cargohold``."""
+
+import sys
+
+from cargohold.cli import main
+
+sys.exit(main())

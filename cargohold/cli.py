@@ -1,0 +1,147 @@
+"""The ``cargohold`` command: ``serve`` and ``admin``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from cargohold import config, errors, server
+from cargohold.store.base import AccessKey, Account, MetadataStore
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cargohold",
+                                     description="S3-compatible object storage server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    config.add_arguments(serve)
+
+    admin = commands.add_parser("admin", help="manage accounts and keys")
+    config.add_arguments(admin)
+    admin.add_argument("--json", action="store_true", help="JSON output")
+    areas = admin.add_subparsers(dest="area", required=True)
+
+    account = areas.add_parser("account").add_subparsers(dest="action", required=True)
+    create = account.add_parser("create")
+    create.add_argument("name")
+    create.add_argument("--display-name")
+    create.add_argument("--email", default="")
+    create.add_argument("--id", dest="canonical_id")
+    create.add_argument("--access-key")
+    create.add_argument("--secret-key")
+    account.add_parser("list")
+    delete = account.add_parser("delete")
+    delete.add_argument("name")
+
+    key = areas.add_parser("key").add_subparsers(dest="action", required=True)
+    key_create = key.add_parser("create")
+    key_create.add_argument("--account", required=True)
+    key_create.add_argument("--access-key")
+    key_create.add_argument("--secret-key")
+    key_list = key.add_parser("list")
+    key_list.add_argument("--account")
+    key_delete = key.add_parser("delete")
+    key_delete.add_argument("key")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = config.load(args)
+    if args.command == "serve":
+        return server.serve(settings)
+    try:
+        result = asyncio.run(_admin(settings, args))
+    except errors.S3Error as exc:
+        print(f"cargohold admin: {exc.message}", file=sys.stderr)
+        return 1
+    _print(result, args.json)
+    return 0
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    rows = result if isinstance(result, list) else [result]
+    for row in rows:
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def _account_dict(account: Account) -> dict[str, Any]:
+    return {"name": account.name, "canonical_id": account.canonical_id,
+            "display_name": account.display_name, "email": account.email}
+
+
+def _key_dict(key: AccessKey, account: Account | None, secret: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"access_key": key.access_key,
+                           "account": account.name if account else key.account_id}
+    if secret:
+        out["secret_key"] = key.secret_key
+    return out
+
+
+async def _admin(settings: config.Settings, args: argparse.Namespace) -> Any:
+    store = server.open_store(settings)
+    await store.open()
+    try:
+        return await _admin_action(store, args)
+    finally:
+        await store.close()
+
+
+async def _account_named(store: MetadataStore, name: str) -> Account:
+    account = await store.get_account_by_name(name)
+    if account is None:
+        raise errors.InvalidArgument(f"no account named {name!r}")
+    return account
+
+
+async def _new_key(store: MetadataStore, account: Account, access_key: str | None,
+                   secret_key: str | None) -> AccessKey:
+    if bool(access_key) != bool(secret_key):
+        raise errors.InvalidArgument("--access-key and --secret-key go together")
+    key = AccessKey(access_key or server.new_access_key(),
+                    secret_key or server.new_secret_key(), account.canonical_id, time.time())
+    await store.create_key(key)
+    return key
+
+
+async def _admin_action(store: MetadataStore, args: argparse.Namespace) -> Any:
+    if args.area == "account":
+        if args.action == "create":
+            canonical_id = args.canonical_id or server.new_canonical_id()
+            account = Account(canonical_id=canonical_id, name=args.name,
+                              display_name=args.display_name or args.name,
+                              email=args.email, created=time.time())
+            await store.create_account(account)
+            key = await _new_key(store, account, args.access_key, args.secret_key)
+            return {**_account_dict(account), **_key_dict(key, account, secret=True)}
+        if args.action == "list":
+            return [_account_dict(a) for a in await store.list_accounts()]
+        if args.action == "delete":
+            account = await _account_named(store, args.name)
+            await store.delete_account(account.canonical_id)
+            return {"deleted": account.name}
+    if args.area == "key":
+        if args.action == "create":
+            account = await _account_named(store, args.account)
+            key = await _new_key(store, account, args.access_key, args.secret_key)
+            return _key_dict(key, account, secret=True)
+        if args.action == "list":
+            account_id = None
+            if args.account:
+                account_id = (await _account_named(store, args.account)).canonical_id
+            accounts = {a.canonical_id: a for a in await store.list_accounts()}
+            return [_key_dict(k, accounts.get(k.account_id), secret=False)
+                    for k in await store.list_keys(account_id)]
+        if args.action == "delete":
+            if not await store.delete_key(args.key):
+                raise errors.InvalidArgument(f"no access key {args.key!r}")
+            return {"deleted": args.key}
+    raise errors.InvalidArgument("unknown admin command")

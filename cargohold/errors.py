@@ -1,0 +1,138 @@
+"""Typed S3 errors.
+
+Every failure a client can see is an :class:`S3Error` subclass that carries its S3 error
+code and HTTP status; the HTTP layer renders it as S3 ``<Error>`` XML. Layers below HTTP
+(auth, store, handlers) raise these and never build responses themselves.
+"""
+
+from __future__ import annotations
+
+
+class S3Error(Exception):
+    """An error with an S3 error code, an HTTP status and a human message."""
+
+    code: str = "InternalError"
+    status: int = 500
+    default_message: str = "We encountered an internal error. Please try again."
+
+    def __init__(self, message: str | None = None, **fields: str) -> None:
+        self.message = message or self.default_message
+        # Extra XML elements S3 puts into some errors (e.g. BucketName, Key, ArgumentName).
+        self.fields: dict[str, str] = dict(fields)
+        # Extra response headers (e.g. x-amz-delete-marker on NoSuchKey later).
+        self.headers: dict[str, str] = {}
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code}: {self.message})"
+
+
+def _error(name: str, code: str, status: int, message: str) -> type[S3Error]:
+    cls = type(name, (S3Error,), {"code": code, "status": status, "default_message": message})
+    return cls
+
+
+# 400
+BadDigest = _error("BadDigest", "BadDigest", 400,
+                   "The Content-MD5 or checksum you specified did not match what we received.")
+InvalidDigest = _error("InvalidDigest", "InvalidDigest", 400,
+                       "The Content-MD5 you specified is not valid.")
+XAmzContentSHA256Mismatch = _error(
+    "XAmzContentSHA256Mismatch", "XAmzContentSHA256Mismatch", 400,
+    "The provided 'x-amz-content-sha256' header does not match what was computed.")
+InvalidArgument = _error("InvalidArgument", "InvalidArgument", 400, "Invalid Argument")
+InvalidRequest = _error("InvalidRequest", "InvalidRequest", 400, "Invalid Request")
+InvalidBucketName = _error("InvalidBucketName", "InvalidBucketName", 400,
+                           "The specified bucket is not valid.")
+KeyTooLongError = _error("KeyTooLongError", "KeyTooLongError", 400, "Your key is too long")
+MetadataTooLarge = _error("MetadataTooLarge", "MetadataTooLarge", 400,
+                          "Your metadata headers exceed the maximum allowed metadata size.")
+EntityTooLarge = _error("EntityTooLarge", "EntityTooLarge", 400,
+                        "Your proposed upload exceeds the maximum allowed object size.")
+EntityTooSmall = _error("EntityTooSmall", "EntityTooSmall", 400,
+                        "Your proposed upload is smaller than the minimum allowed object size.")
+MalformedXML = _error("MalformedXML", "MalformedXML", 400,
+                      "The XML you provided was not well-formed or did not validate against "
+                      "our published schema.")
+IncompleteBody = _error("IncompleteBody", "IncompleteBody", 400,
+                        "You did not provide the number of bytes specified by the "
+                        "Content-Length HTTP header.")
+InvalidLocationConstraint = _error("InvalidLocationConstraint", "InvalidLocationConstraint", 400,
+                                   "The specified location-constraint is not valid.")
+IllegalLocationConstraintException = _error(
+    "IllegalLocationConstraintException", "IllegalLocationConstraintException", 400,
+    "The location constraint is incompatible with the region of this endpoint.")
+AuthorizationHeaderMalformed = _error("AuthorizationHeaderMalformed",
+                                      "AuthorizationHeaderMalformed", 400,
+                                      "The authorization header is malformed.")
+AuthorizationQueryParametersError = _error("AuthorizationQueryParametersError",
+                                           "AuthorizationQueryParametersError", 400,
+                                           "Error parsing the query-string authentication "
+                                           "parameters.")
+MissingSecurityHeader = _error("MissingSecurityHeader", "MissingSecurityHeader", 400,
+                               "Your request is missing a required header.")
+InvalidEncodingType = _error("InvalidArgument", "InvalidArgument", 400,
+                             "Invalid Encoding Method specified in Request")
+TooManyBuckets = _error("TooManyBuckets", "TooManyBuckets", 400,
+                        "You have attempted to create more buckets than allowed.")
+InvalidChunkSizeError = _error("InvalidChunkSizeError", "InvalidChunkSizeError", 400,
+                               "Only the last chunk is allowed to have a size less than 8192 "
+                               "bytes.")
+InvalidTag = _error("InvalidTag", "InvalidTag", 400, "The tag provided was not a valid tag.")
+InvalidPart = _error("InvalidPart", "InvalidPart", 400,
+                     "One or more of the specified parts could not be found.")
+InvalidPartOrder = _error("InvalidPartOrder", "InvalidPartOrder", 400,
+                          "The list of parts was not in ascending order.")
+InvalidStorageClass = _error("InvalidStorageClass", "InvalidStorageClass", 400,
+                             "The storage class you specified is not valid.")
+InvalidURI = _error("InvalidURI", "InvalidURI", 400, "Couldn't parse the specified URI.")
+UnexpectedContent = _error("UnexpectedContent", "UnexpectedContent", 400,
+                           "This request does not support content.")
+# 403
+AccessDenied = _error("AccessDenied", "AccessDenied", 403, "Access Denied")
+InvalidAccessKeyId = _error("InvalidAccessKeyId", "InvalidAccessKeyId", 403,
+                            "The AWS Access Key Id you provided does not exist in our records.")
+SignatureDoesNotMatch = _error("SignatureDoesNotMatch", "SignatureDoesNotMatch", 403,
+                               "The request signature we calculated does not match the "
+                               "signature you provided. Check your key and signing method.")
+RequestTimeTooSkewed = _error("RequestTimeTooSkewed", "RequestTimeTooSkewed", 403,
+                              "The difference between the request time and the current time "
+                              "is too large.")
+# 404
+NoSuchBucket = _error("NoSuchBucket", "NoSuchBucket", 404, "The specified bucket does not exist.")
+NoSuchKey = _error("NoSuchKey", "NoSuchKey", 404, "The specified key does not exist.")
+NoSuchVersion = _error("NoSuchVersion", "NoSuchVersion", 404,
+                       "The specified version does not exist.")
+NoSuchUpload = _error("NoSuchUpload", "NoSuchUpload", 404,
+                      "The specified multipart upload does not exist.")
+# 405 / 409 / 411 / 412 / 416
+MethodNotAllowed = _error("MethodNotAllowed", "MethodNotAllowed", 405,
+                          "The specified method is not allowed against this resource.")
+BucketAlreadyExists = _error("BucketAlreadyExists", "BucketAlreadyExists", 409,
+                             "The requested bucket name is not available. The bucket namespace "
+                             "is shared by all users of the system. Please select a different "
+                             "name and try again.")
+BucketAlreadyOwnedByYou = _error("BucketAlreadyOwnedByYou", "BucketAlreadyOwnedByYou", 409,
+                                 "Your previous request to create the named bucket succeeded "
+                                 "and you already own it.")
+BucketNotEmpty = _error("BucketNotEmpty", "BucketNotEmpty", 409,
+                        "The bucket you tried to delete is not empty.")
+ConditionalRequestConflict = _error("ConditionalRequestConflict", "ConditionalRequestConflict",
+                                    409, "A conflicting operation occurred.")
+MissingContentLength = _error("MissingContentLength", "MissingContentLength", 411,
+                              "You must provide the Content-Length HTTP header.")
+PreconditionFailed = _error("PreconditionFailed", "PreconditionFailed", 412,
+                            "At least one of the pre-conditions you specified did not hold")
+InvalidRange = _error("InvalidRange", "InvalidRange", 416,
+                      "The requested range is not satisfiable")
+InvalidPartNumber = _error("InvalidPartNumber", "InvalidPartNumber", 416,
+                          "The requested partnumber is not satisfiable")
+# 5xx
+InternalError = _error("InternalError", "InternalError", 500,
+                       "We encountered an internal error. Please try again.")
+NotImplementedError_ = _error("NotImplemented", "NotImplemented", 501,
+                              "A header or query you provided implies functionality that is "
+                              "not implemented.")
+SlowDown = _error("SlowDown", "SlowDown", 503, "Please reduce your request rate.")
+ServiceUnavailable = _error("ServiceUnavailable", "ServiceUnavailable", 503,
+                            "Service is unable to handle request.")

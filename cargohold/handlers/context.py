@@ -1,0 +1,101 @@
+"""What a handler receives and what it returns.
+
+Handlers never see aiohttp: they get a :class:`Context` (operation, bucket, key, decoded
+query, headers, principal, a body source and the services) and return a :class:`Reply`
+(status, headers, and either bytes or file segments to send with ``sendfile``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from multidict import CIMultiDictProxy, MultiDictProxy
+
+from cargohold import errors
+from cargohold.auth.model import AuthResult, Principal
+from cargohold.config import Settings
+from cargohold.operations import Operation
+from cargohold.store.base import Bucket, MetadataStore
+from cargohold.store.blobs import BlobStore
+
+
+@dataclass
+class Services:
+    """Long-lived parts shared by every request in one worker process."""
+
+    settings: Settings
+    store: MetadataStore
+    blobs: BlobStore
+
+
+class Body(Protocol):
+    """The request payload, decoded and verified while it streams."""
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    @property
+    def trailers(self) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class FileSegment:
+    """``length`` bytes of the file at ``path`` from ``offset``: sent with sendfile."""
+
+    path: str
+    offset: int
+    length: int
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    segments: list[FileSegment] | None = None  # a file body instead of ``body``
+    content_length: int | None = None  # for HEAD: the length a GET would send
+
+
+@dataclass
+class Context:
+    request_id: str
+    method: str
+    operation: Operation
+    bucket_name: str | None
+    key: str | None
+    query: MultiDictProxy[str]
+    headers: CIMultiDictProxy[str]
+    auth: AuthResult
+    services: Services
+    body: Body
+    content_length: int | None  # declared payload length (decoded length for aws-chunked)
+    bucket: Bucket | None = None  # loaded by the access check when the target has a bucket
+
+    @property
+    def principal(self) -> Principal:
+        return self.auth.principal
+
+    def require_bucket(self) -> Bucket:
+        if self.bucket is None:
+            raise errors.NoSuchBucket(BucketName=self.bucket_name or "")
+        return self.bucket
+
+    def require_key(self) -> str:
+        assert self.key is not None  # the registry only routes object operations with a key
+        return self.key
+
+    async def read_body(self, limit: int) -> bytes:
+        """The whole (small) body, for XML requests; ``MalformedXML`` past ``limit``."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.body.chunks():
+            size += len(chunk)
+            if size > limit:
+                raise errors.MalformedXML(
+                    "The XML you provided was larger than the maximum allowed.")
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+Handler = Callable[[Context], Awaitable[Reply]]

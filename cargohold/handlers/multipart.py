@@ -1,0 +1,337 @@
+"""Multipart uploads: create, upload part, complete, abort, list parts, list uploads.
+
+Completion copies no data: the object's manifest lists its part blobs in order, and a GET
+streams across them with sendfile.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from urllib.parse import quote_plus
+from xml.etree.ElementTree import Element
+
+from awscrt import checksums as crt
+
+from cargohold import checksums, errors, xmlutil
+from cargohold.handlers.context import Context, Handler, Reply
+from cargohold.handlers.intake import receive_body
+from cargohold.handlers.objects import (
+    STORAGE_CLASSES,
+    check_canned_acl,
+    content_headers,
+    user_metadata,
+    validate_key,
+    write_conditions,
+)
+from cargohold.store.base import ObjectRecord, PartRef, Upload, UploadedPart
+
+MAX_PART_NUMBER = 10_000
+MAX_PART_SIZE = 5 * 1024**3
+MIN_PART_SIZE = 5 * 1024**2
+MAX_OBJECT_SIZE = 5 * 1024**4
+_CRC_COMBINE: dict[str, tuple[Callable[[int, int, int], int], int]] = {
+    "CRC32": (crt.combine_crc32, 4),
+    "CRC32C": (crt.combine_crc32c, 4),
+    "CRC64NVME": (crt.combine_crc64nvme, 8),
+}
+
+
+def _xml_reply(root: str, parts: list[str], headers: dict[str, str] | None = None) -> Reply:
+    return Reply(body=xmlutil.document(root, parts),
+                 headers={"Content-Type": "application/xml", **(headers or {})})
+
+
+async def create_multipart_upload(ctx: Context) -> Reply:
+    key = ctx.require_key()
+    bucket = ctx.require_bucket()
+    validate_key(key)
+    check_canned_acl(ctx)
+    storage_class = ctx.headers.get("x-amz-storage-class", "STANDARD").strip().upper()
+    if storage_class not in STORAGE_CLASSES:
+        raise errors.InvalidStorageClass(StorageClassRequested=storage_class)
+    algorithm = ctx.headers.get("x-amz-checksum-algorithm", "").strip().upper()
+    if algorithm and algorithm not in checksums.ALGORITHMS:
+        raise errors.InvalidRequest("Checksum algorithm provided is unsupported.")
+    checksum_type = ctx.headers.get("x-amz-checksum-type", "").strip().upper()
+    if checksum_type and checksum_type not in ("COMPOSITE", "FULL_OBJECT"):
+        raise errors.InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+    if algorithm:
+        if not checksum_type:
+            checksum_type = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+        if checksum_type == "FULL_OBJECT" and algorithm not in _CRC_COMBINE:
+            raise errors.InvalidRequest(f"The FULL_OBJECT checksum type cannot be used with "
+                                        f"the {algorithm.lower()} checksum algorithm.")
+        if checksum_type == "COMPOSITE" and algorithm == "CRC64NVME":
+            raise errors.InvalidRequest("The COMPOSITE checksum type cannot be used with the "
+                                        "crc64nvme checksum algorithm.")
+    elif checksum_type:
+        raise errors.InvalidRequest("x-amz-checksum-type requires x-amz-checksum-algorithm.")
+    principal = ctx.principal
+    assert principal.account_id is not None
+    upload = Upload(
+        upload_id=secrets.token_hex(24), bucket=bucket.name, key=key,
+        owner_id=principal.account_id, initiated=time.time(),
+        content_type=ctx.headers.get("Content-Type") or "binary/octet-stream",
+        headers=content_headers(ctx), metadata=user_metadata(ctx),
+        checksum_algorithm=algorithm, checksum_type=checksum_type,
+        storage_class=storage_class,
+    )
+    await ctx.services.store.create_upload(upload)
+    headers = {}
+    if algorithm:
+        headers = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": checksum_type}
+    return _xml_reply("InitiateMultipartUploadResult", [
+        xmlutil.element("Bucket", bucket.name), xmlutil.element("Key", key),
+        xmlutil.element("UploadId", upload.upload_id)], headers)
+
+
+async def _load_upload(ctx: Context) -> Upload:
+    bucket = ctx.require_bucket()
+    upload_id = ctx.query.get("uploadId", "")
+    upload = await ctx.services.store.get_upload(bucket.name, ctx.require_key(), upload_id)
+    if upload is None:
+        raise errors.NoSuchUpload(UploadId=upload_id)
+    return upload
+
+
+def _part_number(raw: str | None) -> int:
+    if raw is None or not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+        raise errors.InvalidArgument(
+            "Part number must be an integer between 1 and 10000, inclusive",
+            ArgumentName="partNumber", ArgumentValue=raw or "")
+    return int(raw)
+
+
+async def upload_part(ctx: Context) -> Reply:
+    number = _part_number(ctx.query.get("partNumber"))
+    upload = await _load_upload(ctx)
+    received = await receive_body(ctx, MAX_PART_SIZE, also_compute=upload.checksum_algorithm)
+    part = UploadedPart(upload_id=upload.upload_id, number=number, blob_id=received.blob_id,
+                        size=received.size, etag=received.md5_hex,
+                        last_modified=time.time(), checksums=received.checksums)
+    try:
+        await ctx.services.store.put_part(part)
+    except BaseException:
+        if received.blob_id:
+            await ctx.services.blobs.delete([received.blob_id])
+        raise
+    headers = {"ETag": f'"{part.etag}"'}
+    for algorithm, value in received.checksums.items():
+        headers[checksums.header_name(algorithm)] = value
+    return Reply(headers=headers)
+
+
+def _requested_parts(root: Element) -> list[tuple[int, str, dict[str, str]]]:
+    if root.tag != "CompleteMultipartUpload":
+        raise errors.MalformedXML()
+    requested = []
+    for item in root.findall("Part"):
+        number_text = (xmlutil.child_text(item, "PartNumber") or "").strip()
+        etag = (xmlutil.child_text(item, "ETag") or "").strip().strip('"')
+        if not number_text.isdigit():
+            raise errors.MalformedXML()
+        sums = {a: (xmlutil.child_text(item, f"Checksum{a}") or "").strip()
+                for a in checksums.ALGORITHMS if item.find(f"Checksum{a}") is not None}
+        requested.append((int(number_text), etag, sums))
+    if not requested:
+        raise errors.MalformedXML("You must specify at least one part")
+    return requested
+
+
+def _combined_checksum(upload: Upload, parts: list[UploadedPart]) -> dict[str, str]:
+    """The object checksum S3 reports: composite ``hash(part checksums)-N`` or a full-object
+    CRC combined from the part CRCs (no data is re-read)."""
+    algorithm = upload.checksum_algorithm
+    if not algorithm:
+        return {}
+    raw = [base64.b64decode(p.checksums[algorithm]) for p in parts]
+    if upload.checksum_type == "FULL_OBJECT":
+        combine, width = _CRC_COMBINE[algorithm]
+        value = int.from_bytes(raw[0], "big")
+        for part, digest in zip(parts[1:], raw[1:], strict=True):
+            value = combine(value, int.from_bytes(digest, "big"), part.size)
+        return {algorithm: checksums.to_b64(value.to_bytes(width, "big")),
+                "type": "FULL_OBJECT"}
+    hasher = checksums.new_hasher(algorithm)
+    for digest in raw:
+        hasher.update(digest)
+    return {algorithm: f"{checksums.to_b64(hasher.digest())}-{len(parts)}",
+            "type": "COMPOSITE"}
+
+
+async def complete_multipart_upload(ctx: Context) -> Reply:
+    upload = await _load_upload(ctx)
+    settings = ctx.services.settings
+    body = await ctx.read_body(settings.max_xml_size)
+    md5_header = ctx.headers.get("Content-MD5")
+    if md5_header is not None and hashlib.md5(body, usedforsecurity=False).digest() != (
+            checksums.parse_content_md5(md5_header)):
+        raise errors.BadDigest()
+    requested = _requested_parts(xmlutil.parse(body, settings.max_xml_size))
+    if_match, if_none_match = write_conditions(ctx)
+    store = ctx.services.store
+    stored: dict[int, UploadedPart] = {}
+    marker = 0
+    while True:
+        page, truncated = await store.list_parts(upload.upload_id, marker, 1000)
+        stored.update((p.number, p) for p in page)
+        if not truncated or not page:
+            break
+        marker = page[-1].number
+    chosen: list[UploadedPart] = []
+    previous = 0
+    for number, etag, sums in requested:
+        if number <= previous:
+            raise errors.InvalidPartOrder("The list of parts was not in ascending order. "
+                                          "Parts must be ordered by part number.",
+                                          UploadId=upload.upload_id)
+        previous = number
+        part = stored.get(number)
+        if part is None or part.etag != etag:
+            raise errors.InvalidPart("One or more of the specified parts could not be found. "
+                                     "The part may not have been uploaded, or the specified "
+                                     "entity tag may not match the part's entity tag.",
+                                     UploadId=upload.upload_id, PartNumber=str(number),
+                                     ETag=etag)
+        for algorithm, value in sums.items():
+            if part.checksums.get(algorithm) != value:
+                raise errors.InvalidPart(f"The {algorithm} checksum of part {number} does not "
+                                         "match.", UploadId=upload.upload_id,
+                                         PartNumber=str(number))
+        chosen.append(part)
+    for part in chosen[:-1]:
+        if part.size < MIN_PART_SIZE:
+            raise errors.EntityTooSmall(ProposedSize=str(part.size),
+                                        MinSizeAllowed=str(MIN_PART_SIZE),
+                                        PartNumber=str(part.number), ETag=part.etag)
+    size = sum(p.size for p in chosen)
+    if size > MAX_OBJECT_SIZE:
+        raise errors.EntityTooLarge()
+    md5s = b"".join(bytes.fromhex(p.etag) for p in chosen)
+    etag = f"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(chosen)}"
+    combined = _combined_checksum(upload, chosen)
+    record = ObjectRecord(
+        bucket=upload.bucket, key=upload.key, blob_id="", size=size, etag=etag,
+        last_modified=time.time(), content_type=upload.content_type,
+        headers=upload.headers, metadata=upload.metadata, checksums=combined,
+        storage_class=upload.storage_class,
+        parts=tuple(PartRef(number=p.number, blob_id=p.blob_id, size=p.size, etag=p.etag,
+                            checksums=p.checksums) for p in chosen),
+    )
+    await store.complete_upload(upload.upload_id, record, if_match=if_match,
+                                if_none_match=if_none_match)
+    parts = [xmlutil.element("Location", f"/{upload.bucket}/{upload.key}"),
+             xmlutil.element("Bucket", upload.bucket), xmlutil.element("Key", upload.key),
+             f"<ETag>&quot;{etag}&quot;</ETag>"]
+    headers = {}
+    for algorithm, value in combined.items():
+        if algorithm == "type":
+            parts.append(xmlutil.element("ChecksumType", value))
+            headers["x-amz-checksum-type"] = value
+        else:
+            parts.append(xmlutil.element(f"Checksum{algorithm}", value))
+            headers[checksums.header_name(algorithm)] = value
+    return _xml_reply("CompleteMultipartUploadResult", parts, headers)
+
+
+async def abort_multipart_upload(ctx: Context) -> Reply:
+    upload = await _load_upload(ctx)
+    if not await ctx.services.store.abort_upload(upload.upload_id):
+        raise errors.NoSuchUpload(UploadId=upload.upload_id)
+    return Reply(status=204)
+
+
+async def _owner_xml(ctx: Context, owner_id: str, tag: str) -> str:
+    account = await ctx.services.store.get_account(owner_id)
+    display = account.display_name if account else ""
+    return f"<{tag}>{xmlutil.element('ID', owner_id)}{xmlutil.element('DisplayName', display)}" \
+           f"</{tag}>"
+
+
+def _int_param(ctx: Context, name: str, default: int, maximum: int) -> int:
+    raw = ctx.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise errors.InvalidArgument(f"Provided {name} not an integer or within integer range",
+                                     ArgumentName=name, ArgumentValue=raw)
+    return min(int(raw), maximum)
+
+
+async def list_parts(ctx: Context) -> Reply:
+    upload = await _load_upload(ctx)
+    marker = _int_param(ctx, "part-number-marker", 0, MAX_PART_NUMBER)
+    max_parts = _int_param(ctx, "max-parts", 1000, 1000)
+    parts, truncated = await ctx.services.store.list_parts(upload.upload_id, marker, max_parts)
+    out = [xmlutil.element("Bucket", upload.bucket), xmlutil.element("Key", upload.key),
+           xmlutil.element("UploadId", upload.upload_id),
+           await _owner_xml(ctx, upload.owner_id, "Initiator"),
+           await _owner_xml(ctx, upload.owner_id, "Owner"),
+           xmlutil.element("StorageClass", upload.storage_class),
+           f"<PartNumberMarker>{marker}</PartNumberMarker>"]
+    if parts:
+        out.append(f"<NextPartNumberMarker>{parts[-1].number}</NextPartNumberMarker>")
+    out.append(f"<MaxParts>{max_parts}</MaxParts>")
+    out.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+    if upload.checksum_algorithm:
+        out.append(xmlutil.element("ChecksumAlgorithm", upload.checksum_algorithm))
+        out.append(xmlutil.element("ChecksumType", upload.checksum_type))
+    for part in parts:
+        sums = "".join(xmlutil.element(f"Checksum{a}", v) for a, v in part.checksums.items())
+        out.append(f"<Part><PartNumber>{part.number}</PartNumber>"
+                   f"<LastModified>{xmlutil.iso_time(part.last_modified)}</LastModified>"
+                   f"<ETag>&quot;{part.etag}&quot;</ETag>{sums}<Size>{part.size}</Size></Part>")
+    return _xml_reply("ListPartsResult", out)
+
+
+async def list_multipart_uploads(ctx: Context) -> Reply:
+    bucket = ctx.require_bucket()
+    prefix = ctx.query.get("prefix", "")
+    delimiter = ctx.query.get("delimiter", "")
+    key_marker = ctx.query.get("key-marker", "")
+    upload_id_marker = ctx.query.get("upload-id-marker", "") if key_marker else ""
+    max_uploads = _int_param(ctx, "max-uploads", 1000, 1000)
+    encoding = ctx.query.get("encoding-type")
+    if encoding is not None and encoding.lower() != "url":
+        raise errors.InvalidEncodingType(ArgumentName="encoding-type", ArgumentValue=encoding)
+    def enc(value: str) -> str:
+        return quote_plus(value, safe="/") if encoding is not None else value
+
+    page = await ctx.services.store.list_uploads(bucket.name, prefix, delimiter, key_marker,
+                                                 upload_id_marker, max_uploads)
+    out = [xmlutil.element("Bucket", bucket.name), xmlutil.element("KeyMarker", enc(key_marker)),
+           xmlutil.element("UploadIdMarker", upload_id_marker)]
+    if page.is_truncated:
+        out.append(xmlutil.element("NextKeyMarker", enc(page.next_key_marker or "")))
+        out.append(xmlutil.element("NextUploadIdMarker", page.next_upload_id_marker or ""))
+    out.append(xmlutil.element("Prefix", enc(prefix)))
+    if delimiter:
+        out.append(xmlutil.element("Delimiter", enc(delimiter)))
+    out.append(f"<MaxUploads>{max_uploads}</MaxUploads>")
+    if encoding is not None:
+        out.append("<EncodingType>url</EncodingType>")
+    out.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
+    for upload in page.uploads:
+        out.append(f"<Upload>{xmlutil.element('Key', enc(upload.key))}"
+                   f"{xmlutil.element('UploadId', upload.upload_id)}"
+                   f"{await _owner_xml(ctx, upload.owner_id, 'Initiator')}"
+                   f"{await _owner_xml(ctx, upload.owner_id, 'Owner')}"
+                   f"{xmlutil.element('StorageClass', upload.storage_class)}"
+                   f"<Initiated>{xmlutil.iso_time(upload.initiated)}</Initiated></Upload>")
+    out += [f"<CommonPrefixes>{xmlutil.element('Prefix', enc(p))}</CommonPrefixes>"
+            for p in page.common_prefixes]
+    return _xml_reply("ListMultipartUploadsResult", out)
+
+
+HANDLERS: dict[str, Handler] = {
+    "CreateMultipartUpload": create_multipart_upload,
+    "UploadPart": upload_part,
+    "CompleteMultipartUpload": complete_multipart_upload,
+    "AbortMultipartUpload": abort_multipart_upload,
+    "ListParts": list_parts,
+    "ListMultipartUploads": list_multipart_uploads,
+}

@@ -1,0 +1,400 @@
+"""Object operations: put, get, head, delete, delete many."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from email.utils import formatdate, parsedate_to_datetime
+
+from cargohold import checksums, errors, xmlutil
+from cargohold.handlers.context import Context, FileSegment, Handler, Reply
+from cargohold.handlers.intake import receive_body
+from cargohold.store.base import NULL_VERSION, ObjectRecord
+
+MAX_KEY_BYTES = 1024
+MAX_DELETE_KEYS = 1000
+# Content headers stored with the object and returned on GET/HEAD.
+STORED_HEADERS = ("content-encoding", "content-disposition", "content-language",
+                  "cache-control", "expires")
+# response-* query parameters that override headers on GET (S3's list).
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+STORAGE_CLASSES = ("STANDARD",)
+
+
+def validate_key(key: str) -> None:
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise errors.KeyTooLongError(Size=str(len(key.encode())), MaxSizeAllowed="1024")
+
+
+def check_version_id(ctx: Context) -> None:
+    """Unversioned buckets: only the ``null`` version exists (rclone sends it)."""
+    version_id = ctx.query.get("versionId")
+    if version_id is not None and version_id != NULL_VERSION:
+        raise errors.InvalidArgument("Invalid version id specified",
+                                     ArgumentName="versionId", ArgumentValue=version_id)
+
+
+def user_metadata(ctx: Context) -> dict[str, str]:
+    """``x-amz-meta-*`` headers, capped at the configured size (S3: 2 KiB)."""
+    metadata: dict[str, str] = {}
+    size = 0
+    for name, value in ctx.headers.items():
+        lower = name.lower()
+        if lower.startswith("x-amz-meta-"):
+            short = lower[len("x-amz-meta-"):]
+            metadata[short] = f"{metadata[short]},{value}" if short in metadata else value
+            size += len(short) + len(value.encode())
+    if size > ctx.services.settings.max_metadata_size:
+        raise errors.MetadataTooLarge(Size=str(size),
+                                      MaxSizeAllowed=str(ctx.services.settings.max_metadata_size))
+    return metadata
+
+
+def content_headers(ctx: Context) -> dict[str, str]:
+    stored: dict[str, str] = {}
+    for name in STORED_HEADERS:
+        value = ctx.headers.get(name)
+        if value is None:
+            continue
+        if name == "content-encoding":
+            # aws-chunked is transfer framing, not part of the object.
+            codings = [c.strip() for c in value.split(",")
+                       if c.strip() and c.strip().lower() != "aws-chunked"]
+            if not codings:
+                continue
+            value = ",".join(codings)
+        stored[name] = value
+    return stored
+
+
+def check_canned_acl(ctx: Context) -> None:
+    """Only ``private`` until the access-control layer exists: refusing a public ACL beats
+    silently storing an object that is not public."""
+    acl = ctx.headers.get("x-amz-acl")
+    if acl is not None and acl.strip() != "private":
+        raise errors.NotImplementedError_(
+            f"The canned ACL '{acl.strip()}' is not supported by this server yet.")
+
+
+def write_conditions(ctx: Context) -> tuple[str | None, bool]:
+    """``If-Match`` / ``If-None-Match: *`` on writes (S3 accepts only ``*`` there)."""
+    if_none_match = ctx.headers.get("If-None-Match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise errors.NotImplementedError_(
+            "If-None-Match on writes only supports '*'.")
+    if_match = ctx.headers.get("If-Match")
+    return (if_match.strip().strip('"') if if_match is not None else None,
+            if_none_match is not None)
+
+
+async def put_object(ctx: Context) -> Reply:
+    key = ctx.require_key()
+    bucket = ctx.require_bucket()
+    validate_key(key)
+    settings = ctx.services.settings
+    check_canned_acl(ctx)
+    storage_class = ctx.headers.get("x-amz-storage-class", "STANDARD").strip().upper()
+    if storage_class not in STORAGE_CLASSES:
+        raise errors.InvalidStorageClass(StorageClassRequested=storage_class)
+    if_match, if_none_match = write_conditions(ctx)
+    metadata = user_metadata(ctx)
+    headers = content_headers(ctx)
+    received = await receive_body(ctx, settings.max_object_size)
+    computed = received.checksums
+    record = ObjectRecord(
+        bucket=bucket.name, key=key, blob_id=received.blob_id, size=received.size,
+        etag=received.md5_hex,
+        last_modified=time.time(),
+        content_type=ctx.headers.get("Content-Type") or "binary/octet-stream",
+        headers=headers, metadata=metadata,
+        checksums={**computed, "type": "FULL_OBJECT"} if computed else {},
+        storage_class=storage_class,
+    )
+    try:
+        await ctx.services.store.put_object(record, if_match=if_match,
+                                            if_none_match=if_none_match)
+    except BaseException:
+        # Never committed: the blob is unreferenced, remove it now (the sweeper would too).
+        if received.blob_id:
+            await ctx.services.blobs.delete([received.blob_id])
+        raise
+    reply_headers = {"ETag": f'"{record.etag}"'}
+    for algorithm, value in computed.items():
+        reply_headers[checksums.header_name(algorithm)] = value
+    if computed:
+        reply_headers["x-amz-checksum-type"] = "FULL_OBJECT"
+    return Reply(headers=reply_headers)
+
+
+def http_date(timestamp: float) -> str:
+    return formatdate(int(timestamp), usegmt=True)
+
+
+def _parse_http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    candidates = [c.strip() for c in header.split(",")]
+    return any(c == "*" or c.removeprefix("W/").strip('"') == etag for c in candidates)
+
+
+def evaluate_read_conditions(ctx: Context, record: ObjectRecord) -> None:
+    """S3's conditional GET/HEAD: 412 ``PreconditionFailed`` or 304 Not Modified.
+
+    Precedence as S3 documents it: If-Match true makes If-Unmodified-Since irrelevant;
+    If-None-Match false (304) wins over If-Modified-Since.
+    """
+    headers = ctx.headers
+    modified = int(record.last_modified)  # HTTP dates have whole seconds
+    if_match = headers.get("If-Match")
+    if if_match is not None:
+        if not _etag_matches(if_match, record.etag):
+            raise errors.PreconditionFailed(Condition="If-Match")
+    else:
+        since = _parse_http_date(headers.get("If-Unmodified-Since"))
+        if since is not None and modified > since:
+            raise errors.PreconditionFailed(Condition="If-Unmodified-Since")
+    if_none_match = headers.get("If-None-Match")
+    if if_none_match is not None:
+        if _etag_matches(if_none_match, record.etag):
+            raise NotModified(record)
+    else:
+        since = _parse_http_date(headers.get("If-Modified-Since"))
+        if since is not None and modified <= since:
+            raise NotModified(record)
+
+
+class NotModified(Exception):
+    """Raised to answer 304 with the object's validators."""
+
+    def __init__(self, record: ObjectRecord) -> None:
+        super().__init__("not modified")
+        self.record = record
+
+
+def parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """One byte range as (start, end inclusive); ``None`` to ignore the header.
+
+    Syntactically invalid or multi-range headers are ignored (the whole object is sent), as
+    S3 does; a valid but unsatisfiable range raises ``InvalidRange``.
+    """
+    value = value.strip()
+    if not value.startswith("bytes=") or "," in value:
+        return None
+    spec = value[len("bytes="):].strip()
+    first, dash, last = spec.partition("-")
+    if not dash:
+        return None
+    first, last = first.strip(), last.strip()
+    if (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
+        return None
+    if not first:  # suffix range: the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            raise errors.InvalidRange(RangeRequested=value, ActualObjectSize=str(size))
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise errors.InvalidRange(RangeRequested=value, ActualObjectSize=str(size))
+    return start, min(end, size - 1)
+
+
+def object_headers(record: ObjectRecord, checksum_mode: bool) -> dict[str, str]:
+    headers = {
+        "ETag": f'"{record.etag}"',
+        "Last-Modified": http_date(record.last_modified),
+        "Content-Type": record.content_type,
+        "Accept-Ranges": "bytes",
+    }
+    for name, value in record.headers.items():
+        headers[name.title()] = value
+    for name, value in record.metadata.items():
+        headers["x-amz-meta-" + name] = value
+    if record.storage_class != "STANDARD":
+        headers["x-amz-storage-class"] = record.storage_class
+    if checksum_mode:
+        for algorithm in checksums.ALGORITHMS:
+            if algorithm in record.checksums:
+                headers[checksums.header_name(algorithm)] = record.checksums[algorithm]
+        if "type" in record.checksums:
+            headers["x-amz-checksum-type"] = record.checksums["type"]
+    return headers
+
+
+async def _load_for_read(ctx: Context) -> ObjectRecord:
+    key = ctx.require_key()
+    bucket = ctx.require_bucket()
+    check_version_id(ctx)
+    record = await ctx.services.store.get_object(bucket.name, key)
+    if record is None:
+        raise errors.NoSuchKey(Key=key)
+    return record
+
+
+async def get_or_head_object(ctx: Context) -> Reply:
+    try:
+        record = await _load_for_read(ctx)
+    except errors.NoSuchKey as exc:
+        if ctx.method == "HEAD":
+            exc.fields.clear()
+        raise
+    try:
+        evaluate_read_conditions(ctx, record)
+    except NotModified:
+        keep = ("ETag", "Last-Modified")
+        full = object_headers(record, checksum_mode=False)
+        return Reply(status=304, headers={k: full[k] for k in keep})
+    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    size = record.size
+    status = 200
+    start, end = 0, size - 1
+    part_number = ctx.query.get("partNumber")
+    range_header = ctx.headers.get("Range")
+    part_range: tuple[int, int] | None = None
+    if part_number is not None:
+        part_range = _part_range(record, part_number, range_header)
+        range_header = None
+    byte_range = parse_range(range_header, size) if range_header is not None else None
+    if part_range is not None:
+        byte_range = part_range
+    headers = object_headers(record, checksum_mode=checksum_mode and byte_range is None)
+    if record.parts and part_number is not None:
+        headers["x-amz-mp-parts-count"] = str(len(record.parts))
+    if byte_range is not None:
+        start, end = byte_range
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    for param, header in RESPONSE_OVERRIDES.items():
+        override = ctx.query.get(param)
+        if override is not None:
+            headers[header] = override
+    length = end - start + 1 if size else 0
+    if ctx.method == "HEAD":
+        return Reply(status=status, headers=headers, content_length=length)
+    return Reply(status=status, headers=headers,
+                 segments=object_segments(ctx, record, start, length))
+
+
+def object_segments(ctx: Context, record: ObjectRecord, start: int,
+                    length: int) -> list[FileSegment]:
+    """The file pieces holding bytes [start, start+length) of the object."""
+    if length <= 0:
+        return []
+    blobs = ctx.services.blobs
+    if not record.parts:
+        return [FileSegment(blobs.path(record.blob_id), start, length)]
+    segments = []
+    offset = 0
+    end = start + length
+    for part in record.parts:
+        part_end = offset + part.size
+        if part_end > start and offset < end:
+            first = max(start, offset)
+            last = min(end, part_end)
+            segments.append(FileSegment(blobs.path(part.blob_id), first - offset, last - first))
+        offset = part_end
+        if offset >= end:
+            break
+    return segments
+
+
+def _part_range(record: ObjectRecord, part_number: str,
+                range_header: str | None) -> tuple[int, int] | None:
+    """The byte range of one part (``partNumber=N`` on GET/HEAD); None for a whole object."""
+    if range_header is not None:
+        raise errors.InvalidRequest("Cannot specify both Range header and partNumber "
+                                    "query parameter")
+    if not part_number.isdigit() or not 1 <= int(part_number) <= 10000:
+        raise errors.InvalidArgument("Part number must be an integer between 1 and 10000",
+                                     ArgumentName="partNumber")
+    number = int(part_number)
+    count = len(record.parts) or 1
+    if number > count:
+        raise errors.InvalidPartNumber(PartNumberRequested=part_number,
+                                       ActualPartCount=str(count))
+    if not record.parts:
+        return None
+    offset = sum(p.size for p in record.parts[:number - 1])
+    size = record.parts[number - 1].size
+    return (offset, offset + size - 1) if size else None
+
+
+async def delete_object(ctx: Context) -> Reply:
+    key = ctx.require_key()
+    bucket = ctx.require_bucket()
+    check_version_id(ctx)
+    await ctx.services.store.delete_object(bucket.name, key)
+    return Reply(status=204)
+
+
+async def delete_objects(ctx: Context) -> Reply:
+    bucket = ctx.require_bucket()
+    settings = ctx.services.settings
+    body = await ctx.read_body(settings.max_xml_size)
+    md5_header = ctx.headers.get("Content-MD5")
+    if md5_header is not None and hashlib.md5(body, usedforsecurity=False).digest() != (
+        checksums.parse_content_md5(md5_header)
+    ):
+        raise errors.BadDigest()
+    root = xmlutil.parse(body, settings.max_xml_size)
+    if root.tag != "Delete":
+        raise errors.MalformedXML()
+    quiet = (xmlutil.child_text(root, "Quiet") or "").strip().lower() == "true"
+    requested: list[tuple[str, str | None]] = []
+    for item in root.findall("Object"):
+        key = xmlutil.child_text(item, "Key")
+        if key is None:
+            raise errors.MalformedXML()
+        requested.append((key, xmlutil.child_text(item, "VersionId")))
+    if not requested or len(requested) > MAX_DELETE_KEYS:
+        raise errors.MalformedXML()
+    parts: list[str] = []
+    deletable: list[str] = []
+    for key, version_id in requested:
+        if not key or len(key.encode()) > MAX_KEY_BYTES:
+            parts.append(_delete_error(key, version_id, "InvalidArgument", "Invalid key"))
+        elif version_id is not None and version_id != NULL_VERSION:
+            parts.append(_delete_error(key, version_id, "NoSuchVersion",
+                                       "The specified version does not exist."))
+        else:
+            deletable.append(key)
+    await ctx.services.store.delete_objects(bucket.name, deletable)
+    if not quiet:
+        deleted = set(deletable)
+        for key, version_id in requested:
+            if key in deleted:
+                version = xmlutil.element("VersionId", version_id) if version_id else ""
+                parts.append(f"<Deleted>{xmlutil.element('Key', key)}{version}</Deleted>")
+    return Reply(body=xmlutil.document("DeleteResult", parts),
+                 headers={"Content-Type": "application/xml"})
+
+
+def _delete_error(key: str, version_id: str | None, code: str, message: str) -> str:
+    version = xmlutil.element("VersionId", version_id) if version_id else ""
+    return (f"<Error>{xmlutil.element('Key', key)}{version}{xmlutil.element('Code', code)}"
+            f"{xmlutil.element('Message', message)}</Error>")
+
+
+HANDLERS: dict[str, Handler] = {
+    "PutObject": put_object,
+    "GetObject": get_or_head_object,
+    "HeadObject": get_or_head_object,
+    "DeleteObject": delete_object,
+    "DeleteObjects": delete_objects,
+}

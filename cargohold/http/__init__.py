@@ -1,0 +1,1 @@
+"""The HTTP layer: addressing, request dispatch, S3 XML and response rendering."""

@@ -1,0 +1,57 @@
+"""Addressing: Host header + raw path -> bucket and key.
+
+Path style (``host/bucket/key``), virtual-host style (``bucket.<region>.<domain>/key`` and
+``bucket.<domain>/key``), and plain ``127.0.0.1:PORT/bucket/key``. Keys are taken from the
+raw path and percent-decoded exactly once, so ``+``, ``%``, ``//`` and unicode survive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+
+@dataclass(frozen=True)
+class Address:
+    bucket: str | None
+    key: str | None
+    host_bucket: str | None  # bucket named by the Host header (virtual-host style)
+
+
+class Addressing:
+    """Knows the service's own host names so it can tell a bucket in the Host header."""
+
+    def __init__(self, region: str, domain: str) -> None:
+        self.region = region.lower()
+        self.domain = domain.lower()
+        self._suffixes = sorted(
+            {f".{self.region}.{self.domain}", f".{self.domain}"}, key=len, reverse=True
+        )
+        self._service_hosts = {self.domain, f"{self.region}.{self.domain}"}
+
+    def host_bucket(self, host: str) -> str | None:
+        """The bucket name a virtual-host-style Host header carries, if any."""
+        name = host.lower()
+        if name.startswith("["):  # IPv6 literal
+            return None
+        name = name.rsplit(":", 1)[0] if ":" in name else name
+        if name in self._service_hosts:
+            return None
+        for suffix in self._suffixes:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)]
+        return None
+
+    def resolve(self, host: str, raw_path: str) -> Address:
+        """Split the request target into bucket and key."""
+        bucket = self.host_bucket(host)
+        path = raw_path[1:] if raw_path.startswith("/") else raw_path
+        if bucket is not None:
+            key = unquote(path, errors="strict") if path else None
+            return Address(bucket=bucket, key=key, host_bucket=bucket)
+        if not path:
+            return Address(bucket=None, key=None, host_bucket=None)
+        bucket_part, sep, key_part = path.partition("/")
+        bucket_name = unquote(bucket_part, errors="strict")
+        key = unquote(key_part, errors="strict") if sep and key_part else None
+        return Address(bucket=bucket_name or None, key=key, host_bucket=None)

@@ -1,0 +1,138 @@
+"""One function per request: addressing -> auth -> operation -> access -> handler -> reply.
+
+This is the only module that sees aiohttp requests; it owns the cross-cutting concerns:
+request ids, error XML, ``Expect: 100-continue`` after authentication, and rendering a
+handler's :class:`Reply` (bytes, or file segments sent with ``sendfile``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http import HttpVersion11
+from multidict import CIMultiDict
+
+from cargohold import access, errors, operations, xmlutil
+from cargohold.auth import PayloadReader, SignedRequest, authenticate
+from cargohold.handlers import HANDLERS
+from cargohold.handlers.context import Context, Reply, Services
+from cargohold.http.addressing import Address, Addressing
+from cargohold.http.sendfile import SegmentsResponse
+
+log = logging.getLogger("cargohold.http")
+
+SERVER_NAME = "cargohold"
+
+
+class Dispatcher:
+    """The aiohttp request handler for the S3 API."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        settings = services.settings
+        self.addressing = Addressing(settings.region, settings.domain)
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        request_id = os.urandom(8).hex().upper()
+        resource = "/"
+        try:
+            raw_path, _, raw_query = request.raw_path.partition("?")
+            resource = raw_path
+            try:
+                address = self.addressing.resolve(request.headers.get("Host", ""), raw_path)
+            except UnicodeDecodeError as exc:
+                raise errors.InvalidURI() from exc
+            reply = await self._handle(request, request_id, address, raw_path, raw_query)
+            return await self._render(request, request_id, reply)
+        except errors.S3Error as exc:
+            return self._error_response(request, request_id, exc, resource)
+        except ConnectionResetError:
+            raise
+        except Exception:
+            log.exception("internal error handling %s %s", request.method, resource)
+            return self._error_response(request, request_id, errors.InternalError(), resource)
+
+    async def _handle(self, request: web.BaseRequest, request_id: str, address: Address,
+                      raw_path: str, raw_query: str) -> Reply:
+        services = self.services
+        method = request.method
+        query = request.query
+        headers = request.headers
+        operation = operations.resolve(method, address.bucket, address.key, query, headers)
+        auth = await authenticate(
+            SignedRequest(method=method, raw_path=raw_path, raw_query=raw_query,
+                          headers=headers, host_bucket=address.host_bucket),
+            services.store.get_key,
+            max_skew=services.settings.max_skew_seconds,
+        )
+        handler = HANDLERS.get(operation.name)
+        if handler is None:
+            raise errors.NotImplementedError_(
+                f"{operation.name if operation is not operations.UNKNOWN else 'This operation'}"
+                " is not implemented by this server.")
+        bucket = None
+        if address.bucket is not None and operation.name != "CreateBucket":
+            bucket = await services.store.get_bucket(address.bucket)
+            if bucket is None and not auth.principal.is_anonymous:
+                raise errors.NoSuchBucket(BucketName=address.bucket)
+        access.authorize(auth.principal, operation, bucket)
+        content_length = _payload_length(request, auth.payload_mode.is_chunked)
+        if (request.version == HttpVersion11
+                and headers.get("Expect", "").lower() == "100-continue"):
+            # Only now, after authentication and the access check, invite the body.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        ctx = Context(
+            request_id=request_id, method=method, operation=operation,
+            bucket_name=address.bucket, key=address.key, query=query, headers=headers,
+            auth=auth, services=services,
+            body=PayloadReader(request.content, auth, headers),
+            content_length=content_length, bucket=bucket,
+        )
+        return await handler(ctx)
+
+    async def _render(self, request: web.BaseRequest, request_id: str,
+                      reply: Reply) -> web.StreamResponse:
+        headers = CIMultiDict(reply.headers)
+        _stamp(headers, request_id)
+        if reply.segments is not None:
+            return SegmentsResponse.open(reply.segments, status=reply.status, headers=headers)
+        if request.method == "HEAD":
+            # The length a GET would send; aiohttp keeps an explicit header on HEAD.
+            length = reply.content_length if reply.content_length is not None else 0
+            headers["Content-Length"] = str(length)
+            return web.Response(status=reply.status, headers=headers)
+        if reply.status in (204, 304):
+            return web.Response(status=reply.status, headers=headers)
+        return web.Response(status=reply.status, headers=headers, body=reply.body)
+
+    def _error_response(self, request: web.BaseRequest, request_id: str,
+                        exc: errors.S3Error, resource: str) -> web.StreamResponse:
+        headers: CIMultiDict[str] = CIMultiDict(exc.headers)
+        _stamp(headers, request_id)
+        if request.method == "HEAD":
+            return web.Response(status=exc.status, headers=headers)
+        headers["Content-Type"] = "application/xml"
+        body = xmlutil.error_document(exc.code, exc.message, resource, request_id, exc.fields)
+        return web.Response(status=exc.status, headers=headers, body=body)
+
+
+def _stamp(headers: CIMultiDict[Any], request_id: str) -> None:
+    headers["x-amz-request-id"] = request_id
+    headers["x-amz-id-2"] = request_id
+    headers["Server"] = SERVER_NAME
+
+
+def _payload_length(request: web.BaseRequest, chunked: bool) -> int | None:
+    """The object bytes the client declares (decoded length for aws-chunked bodies)."""
+    if chunked:
+        decoded = request.headers.get("x-amz-decoded-content-length")
+        if decoded is None:
+            return None
+        if not decoded.isdigit():
+            raise errors.InvalidArgument("Invalid x-amz-decoded-content-length",
+                                         ArgumentName="x-amz-decoded-content-length")
+        return int(decoded)
+    return request.content_length

@@ -1,0 +1,207 @@
+"""Process wiring: open the stores, serve HTTP, run background work, fork workers.
+
+``serve`` runs one worker in this process, or a small supervisor that starts N worker
+processes; every worker binds the same port with ``SO_REUSEPORT`` so the kernel spreads
+connections across them. Background work (blob GC) runs in worker 0 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import secrets
+import signal
+import socket
+import string
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from cargohold.config import Settings
+from cargohold.handlers.context import Services
+from cargohold.http.dispatch import Dispatcher
+from cargohold.store.base import AccessKey, Account, MetadataStore
+from cargohold.store.blobs import BlobStore
+from cargohold.store.gc import BlobCollector
+from cargohold.store.sqlite import SqliteStore
+
+log = logging.getLogger("cargohold")
+
+ROOT_ACCOUNT = "root"
+# S3 allows long keys and metadata: aiohttp's 8190-byte defaults would refuse them.
+MAX_LINE_SIZE = 64 * 1024
+MAX_FIELD_SIZE = 64 * 1024
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def open_store(settings: Settings) -> MetadataStore:
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(settings.data_path / "meta.sqlite3")
+
+
+def new_canonical_id() -> str:
+    return secrets.token_hex(32)
+
+
+def new_access_key() -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "CH" + "".join(secrets.choice(alphabet) for _ in range(18))
+
+
+def new_secret_key() -> str:
+    return secrets.token_urlsafe(30)[:40]
+
+
+async def ensure_root(store: MetadataStore, settings: Settings) -> tuple[AccessKey, bool]:
+    """The root account and its key; returns (key, generated_now)."""
+    account = await store.get_account_by_name(ROOT_ACCOUNT)
+    if account is None:
+        account = Account(canonical_id=new_canonical_id(), name=ROOT_ACCOUNT,
+                          display_name=ROOT_ACCOUNT, email="", created=time.time())
+        await store.create_account(account)
+    if settings.root_access_key and settings.root_secret_key:
+        existing = await store.get_key(settings.root_access_key)
+        if existing is not None and (existing.secret_key != settings.root_secret_key
+                                     or existing.account_id != account.canonical_id):
+            await store.delete_key(existing.access_key)
+            existing = None
+        if existing is None:
+            existing = AccessKey(settings.root_access_key, settings.root_secret_key,
+                                 account.canonical_id, time.time())
+            await store.create_key(existing)
+        return existing, False
+    stored = await store.get_setting("root_access_key")
+    if stored is not None:
+        key = await store.get_key(stored)
+        if key is not None:
+            return key, False
+    key = AccessKey(new_access_key(), new_secret_key(), account.canonical_id, time.time())
+    await store.create_key(key)
+    await store.set_setting("root_access_key", key.access_key)
+    return key, True
+
+
+async def bootstrap(settings: Settings) -> None:
+    store = open_store(settings)
+    await store.open()
+    try:
+        key, generated = await ensure_root(store, settings)
+    finally:
+        await store.close()
+    if generated:
+        # Shown once: the secret is not printed again (it stays in the store for auth).
+        print("cargohold: generated root credentials (shown once):", flush=True)
+        print(f"  access key: {key.access_key}", flush=True)
+        print(f"  secret key: {key.secret_key}", flush=True)
+
+
+def _listen_socket(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def run_worker(settings: Settings, index: int) -> None:
+    """Serve until SIGTERM/SIGINT, then drain in-flight requests and close the store."""
+    store = open_store(settings)
+    await store.open()
+    blobs = BlobStore(settings.data_path)
+    services = Services(settings=settings, store=store, blobs=blobs)
+    server = web.Server(Dispatcher(services), max_line_size=MAX_LINE_SIZE,
+                        max_field_size=MAX_FIELD_SIZE, access_log=None)
+    runner = web.ServerRunner(server, handle_signals=False,
+                              shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    site = web.SockSite(runner, _listen_socket(settings))
+    await site.start()
+    background: list[asyncio.Task[None]] = []
+    if index == 0:
+        collector = BlobCollector(store, blobs,
+                                  orphan_grace_seconds=settings.orphan_grace_seconds,
+                                  interval_seconds=settings.gc_interval_seconds)
+        background.append(asyncio.create_task(collector.run_forever()))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker %d serving on http://%s:%d", index, settings.host, settings.port)
+    try:
+        await stop.wait()
+    finally:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await runner.cleanup()
+        await store.close()
+
+
+def _worker_main(settings: Settings, index: int) -> None:
+    configure_logging(settings)
+    asyncio.run(run_worker(settings, index))
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+
+
+def serve(settings: Settings) -> int:
+    """Run the server in the foreground until interrupted."""
+    configure_logging(settings)
+    asyncio.run(bootstrap(settings))
+    # Fail fast on a port in use, before starting workers.
+    _listen_socket(settings).close()
+    print(f"cargohold: serving S3 on http://{settings.host}:{settings.port} "
+          f"(region {settings.region}, data {Path(settings.data_dir).resolve()}, "
+          f"{settings.workers} worker{'s' if settings.workers != 1 else ''})", flush=True)
+    if settings.workers == 1:
+        asyncio.run(run_worker(settings, 0))
+        return 0
+    return _supervise(settings)
+
+
+def _supervise(settings: Settings) -> int:
+    """Start N workers, restart any that dies, stop them all on SIGTERM/SIGINT."""
+    context = multiprocessing.get_context("spawn")
+    workers: dict[int, multiprocessing.process.BaseProcess] = {}
+    stopping = False
+
+    def start(index: int) -> None:
+        process = context.Process(target=_worker_main, args=(settings, index), daemon=False)
+        process.start()
+        workers[index] = process
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    for index in range(settings.workers):
+        start(index)
+    while not stopping:
+        time.sleep(0.2)
+        for index, process in list(workers.items()):
+            if not process.is_alive() and not stopping:
+                log.warning("worker %d exited with %s; restarting", index, process.exitcode)
+                time.sleep(0.5)
+                start(index)
+    for process in workers.values():
+        if process.is_alive() and process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+    for process in workers.values():
+        process.join(SHUTDOWN_TIMEOUT + 5)
+    return 0

@@ -1,0 +1,295 @@
+"""The metadata-store contract.
+
+Handlers talk to metadata only through :class:`MetadataStore`. The SQLite implementation
+(:mod:`cargohold.store.sqlite`) is the embedded default; a PostgreSQL one plugs in behind the
+same protocol and runs the same contract tests (``tests/test_store_contract.py``).
+
+Rules every implementation keeps:
+
+* Keys compare by their UTF-8 bytes (listing order is byte order).
+* A write is one transaction: ``put_object`` commits the record and, in the same
+  transaction, queues the blob it replaced for deletion (``pending_blob_deletions``), so no
+  crash loses track of a blob.
+* Conditional writes (``if_match`` / ``if_none_match``) are checked inside that transaction,
+  so two racing conditional PUTs have exactly one winner.
+* Methods raise :class:`cargohold.errors.S3Error` subclasses for S3-visible failures
+  (``NoSuchBucket``, ``BucketNotEmpty``, ``PreconditionFailed`` ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+NULL_VERSION = "null"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A tenant: owns buckets and access keys."""
+
+    canonical_id: str  # 64 hex chars, like S3's canonical user id
+    name: str  # unique handle used by the admin CLI
+    display_name: str
+    email: str
+    created: float  # unix time
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """An access key pair belonging to an account."""
+
+    access_key: str
+    secret_key: str
+    account_id: str  # Account.canonical_id
+    created: float
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    owner_id: str  # Account.canonical_id
+    region: str
+    created: float
+
+
+@dataclass(frozen=True)
+class PartRef:
+    """One part of a multipart object: its bytes are the blob ``blob_id``."""
+
+    number: int
+    blob_id: str
+    size: int
+    etag: str  # the part's MD5 hex
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One stored object (one version; ``version_id`` is ``"null"`` until versioning)."""
+
+    bucket: str
+    key: str
+    blob_id: str  # name of the immutable blob holding the bytes ("" for an empty object)
+    size: int
+    etag: str  # without quotes; MD5 hex for single-part objects
+    last_modified: float  # unix time, sub-second precision kept; S3 renders whole seconds
+    content_type: str = "binary/octet-stream"
+    # Stored response headers: content-encoding, content-disposition, content-language,
+    # cache-control, expires, lower-case names.
+    headers: dict[str, str] = field(default_factory=dict)
+    # User metadata without the "x-amz-meta-" prefix, lower-case names.
+    metadata: dict[str, str] = field(default_factory=dict)
+    # Flexible checksums: algorithm ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
+    # -> base64 value, plus "type" -> "FULL_OBJECT" | "COMPOSITE" where relevant.
+    checksums: dict[str, str] = field(default_factory=dict)
+    storage_class: str = "STANDARD"
+    version_id: str = NULL_VERSION
+    # A multipart object's manifest, in order; empty for single-blob objects (then
+    # ``blob_id`` holds the bytes, and is "" when the manifest is used).
+    parts: tuple[PartRef, ...] = ()
+
+    def blob_ids(self) -> list[str]:
+        """Every blob this object owns."""
+        if self.parts:
+            return [p.blob_id for p in self.parts if p.blob_id]
+        return [self.blob_id] if self.blob_id else []
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An in-progress multipart upload and the object attributes fixed at its creation."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    owner_id: str
+    initiated: float
+    content_type: str = "binary/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    checksum_algorithm: str = ""  # "" or one of the flexible checksum algorithms
+    checksum_type: str = ""  # "" | "COMPOSITE" | "FULL_OBJECT"
+    storage_class: str = "STANDARD"
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    upload_id: str
+    number: int
+    blob_id: str
+    size: int
+    etag: str
+    last_modified: float
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UploadPage:
+    uploads: list[Upload]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a listing.
+
+    ``entries`` and ``common_prefixes`` are each in byte order; ``next_marker`` is the last
+    key or common prefix returned (the value S3 calls NextMarker / what a continuation token
+    encodes), ``None`` when the page is not truncated.
+    """
+
+    entries: list[ObjectRecord]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_marker: str | None
+
+
+class MetadataStore(Protocol):
+    """Transactional metadata: accounts, keys, buckets, objects, the blob deletion queue."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema and get ready to serve."""
+
+    async def close(self) -> None:
+        """Flush pending commits and release connections."""
+
+    # --- settings (small key/value table: generated root credentials, schema info) ---
+    async def get_setting(self, name: str) -> str | None: ...
+    async def set_setting(self, name: str, value: str) -> None: ...
+
+    # --- accounts and keys ---
+    async def create_account(self, account: Account) -> None:
+        """Raise ``InvalidArgument`` when the name or canonical id is taken."""
+
+    async def get_account(self, canonical_id: str) -> Account | None: ...
+    async def get_account_by_name(self, name: str) -> Account | None: ...
+    async def list_accounts(self) -> list[Account]: ...
+
+    async def delete_account(self, canonical_id: str) -> None:
+        """Delete the account and its keys; raise ``InvalidRequest`` if it owns buckets."""
+
+    async def create_key(self, key: AccessKey) -> None:
+        """Raise ``InvalidArgument`` when the access key id exists."""
+
+    async def get_key(self, access_key: str) -> AccessKey | None: ...
+    async def list_keys(self, account_id: str | None = None) -> list[AccessKey]: ...
+    async def delete_key(self, access_key: str) -> bool: ...
+
+    # --- buckets ---
+    async def create_bucket(self, bucket: Bucket, max_buckets: int) -> None:
+        """Create the bucket.
+
+        Raise ``BucketAlreadyOwnedByYou`` if the same owner has it, ``BucketAlreadyExists`` if
+        another owner does, ``TooManyBuckets`` when the owner already has ``max_buckets``.
+        """
+
+    async def get_bucket(self, name: str) -> Bucket | None: ...
+
+    async def list_buckets(
+        self, owner_id: str, prefix: str = "", start_after: str = "", limit: int = 10000
+    ) -> list[Bucket]:
+        """The owner's buckets in name order, names > start_after, at most ``limit``."""
+
+    async def delete_bucket(self, name: str) -> None:
+        """Raise ``NoSuchBucket`` or ``BucketNotEmpty``."""
+
+    # --- objects ---
+    async def get_object(self, bucket: str, key: str) -> ObjectRecord | None: ...
+
+    async def put_object(
+        self,
+        record: ObjectRecord,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> None:
+        """Make ``record`` the current object at (bucket, key) in one transaction.
+
+        ``if_match``: the current object's ETag must equal it (else ``PreconditionFailed``;
+        a missing object is ``NoSuchKey``). ``if_none_match``: there must be no current
+        object (else ``PreconditionFailed``). Raise ``NoSuchBucket`` if the bucket is gone.
+        The replaced object's blob (if any, and not equal to the new one) is queued for
+        deletion in the same transaction.
+        """
+
+    async def delete_object(self, bucket: str, key: str) -> ObjectRecord | None:
+        """Remove the object, queue its blob for deletion; return what was removed."""
+
+    async def delete_objects(self, bucket: str, keys: list[str]) -> list[ObjectRecord | None]:
+        """Delete several keys in one transaction; result aligned with ``keys``."""
+
+    async def list_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """List objects with key > start_after, starting with prefix, in byte order.
+
+        With a delimiter, keys that contain it after the prefix roll up into common prefixes
+        (each counted once toward ``max_keys``); the store seeks past each common prefix
+        instead of reading the keys beneath it. ``start_after`` may itself be a common
+        prefix (the NextMarker of a previous page), in which case everything beneath it is
+        skipped.
+        """
+
+    async def bucket_is_empty(self, bucket: str) -> bool: ...
+
+    # --- multipart uploads ---
+    async def create_upload(self, upload: Upload) -> None: ...
+
+    async def get_upload(self, bucket: str, key: str, upload_id: str) -> Upload | None: ...
+
+    async def put_part(self, part: UploadedPart) -> None:
+        """Record a part (replacing one with the same number, whose blob is queued for
+        deletion); ``NoSuchUpload`` if the upload is gone (then the caller frees the blob).
+        """
+
+    async def list_parts(
+        self, upload_id: str, number_marker: int = 0, max_parts: int = 1000
+    ) -> tuple[list[UploadedPart], bool]:
+        """Parts with number > marker in order, at most ``max_parts``; and is_truncated."""
+
+    async def complete_upload(
+        self,
+        upload_id: str,
+        record: ObjectRecord,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> None:
+        """In one transaction: check the upload exists (``NoSuchUpload``), make ``record``
+        current (conditions as ``put_object``), drop the upload, and queue the blobs of its
+        parts that the record's manifest does not use and of the replaced object."""
+
+    async def abort_upload(self, upload_id: str) -> bool:
+        """Drop the upload and queue its parts' blobs; False if it did not exist."""
+
+    async def list_uploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> UploadPage:
+        """In-progress uploads ordered by (key bytes, initiation, upload id)."""
+
+    async def uploads_initiated_before(self, cutoff: float, limit: int = 1000) -> list[Upload]:
+        """Uploads older than ``cutoff`` (for expiry of abandoned uploads)."""
+
+    # --- blob garbage collection ---
+    async def pending_blob_deletions(self, limit: int = 1000) -> list[str]:
+        """Blob ids queued for deletion by committed transactions."""
+
+    async def forget_blob_deletions(self, blob_ids: list[str]) -> None:
+        """Drop ids from the queue once their files are gone."""
+
+    async def referenced_blobs(self, blob_ids: list[str]) -> set[str]:
+        """Which of ``blob_ids`` are referenced by a committed object or by a part of an
+        in-progress upload (for orphan sweeps)."""

@@ -1,0 +1,326 @@
+"""Immutable blob files: the bytes of objects.
+
+Layout under ``root``::
+
+    blobs/ab/cd/<id>   committed blobs; <id> is 32 random lower-case hex chars
+    tmp/<id>           blobs being written (same file system, so the final rename is atomic)
+
+Object keys never become paths: only ids minted here do, and :meth:`BlobStore.path`
+refuses anything that is not 32 lower-case hex characters.
+
+A :class:`BlobWriter` buffers what the handler gives it and, about every MiB, writes the
+buffer and feeds the hashers in a worker thread, so the event loop never hashes and never
+touches the disk. One buffer is in flight while the next fills, so receiving and
+hashing overlap; memory stays bounded at about two buffers.
+
+Zero-byte blobs: :meth:`BlobWriter.commit` returns ``""`` and creates no file
+(``ObjectRecord.blob_id == ""`` means an empty object; serve an empty body, no path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Final, TypeVar
+
+from cargohold.checksums import Hasher
+
+log = logging.getLogger("cargohold.blobs")
+
+_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
+FLUSH_SIZE: Final = 1024 * 1024
+
+_T = TypeVar("_T")
+
+
+def new_blob_id() -> str:
+    """A fresh random blob id (128 bits, lower-case hex)."""
+    return secrets.token_hex(16)
+
+
+def is_blob_id(value: object) -> bool:
+    """Whether ``value`` is a well-formed blob id."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    """Blob files under ``root`` (``root/blobs`` and ``root/tmp`` are created here).
+
+    ``executor`` runs file work and hashing; ``None`` uses the event loop's default executor.
+    """
+
+    def __init__(self, root: str | Path, executor: Executor | None = None) -> None:
+        self.root = Path(root)
+        self.blobs_dir = str(self.root / "blobs")
+        self.tmp_dir = str(self.root / "tmp")
+        self.executor = executor
+        os.makedirs(self.blobs_dir, exist_ok=True)
+        os.makedirs(self.tmp_dir, exist_ok=True)
+
+    def path(self, blob_id: str) -> str:
+        """The file of a committed blob; ``ValueError`` unless ``blob_id`` is well-formed."""
+        if not is_blob_id(blob_id):
+            raise ValueError(f"invalid blob id: {blob_id!r}")
+        return f"{self.blobs_dir}/{blob_id[:2]}/{blob_id[2:4]}/{blob_id}"
+
+    def tmp_path(self, blob_id: str) -> str:
+        """The temp file a writer uses for ``blob_id`` before commit."""
+        if not is_blob_id(blob_id):
+            raise ValueError(f"invalid blob id: {blob_id!r}")
+        return f"{self.tmp_dir}/{blob_id}"
+
+    def open_writer(self, hashers: Sequence[Hasher] = ()) -> BlobWriter:
+        """Start a new blob; every byte written is fed to each of ``hashers`` in order."""
+        return BlobWriter(self, hashers)
+
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        """Run blocking file work on the store's executor."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    async def delete(self, blob_ids: Iterable[str]) -> int:
+        """Remove committed blobs (in a thread); missing files are fine. Returns files removed.
+
+        Malformed ids are logged and skipped rather than raised, so one corrupt queue entry
+        cannot wedge the collector.
+        """
+        ids = list(blob_ids)
+        if not ids:
+            return 0
+        return await self.run(lambda: self.delete_sync(ids))
+
+    def delete_sync(self, blob_ids: Iterable[str]) -> int:
+        """Blocking :meth:`delete`."""
+        removed = 0
+        for blob_id in blob_ids:
+            if not is_blob_id(blob_id):
+                log.warning("not deleting malformed blob id %r", blob_id)
+                continue
+            try:
+                os.unlink(self.path(blob_id))
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def iter_blob_ids(self, older_than: float) -> Iterator[str]:
+        """Ids of committed blobs whose mtime is before the unix time ``older_than``.
+
+        Blocking directory walk (run it in a thread). Files that are not blob ids are
+        ignored; files that vanish during the walk are skipped.
+        """
+        for level1 in _scan_dirs(self.blobs_dir):
+            for level2 in _scan_dirs(level1):
+                try:
+                    entries = list(os.scandir(level2))
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    if not is_blob_id(entry.name):
+                        continue
+                    try:
+                        if entry.stat(follow_symlinks=False).st_mtime < older_than:
+                            yield entry.name
+                    except FileNotFoundError:
+                        continue
+
+    def sweep_tmp(self, older_than: float) -> int:
+        """Remove temp files (abandoned writes) with mtime before ``older_than``; blocking."""
+        removed = 0
+        try:
+            entries = list(os.scandir(self.tmp_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False) and (
+                    entry.stat(follow_symlinks=False).st_mtime < older_than
+                ):
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+def _consume_exception(fut: asyncio.Future[Any]) -> None:
+    # Mark a discarded flush's error as retrieved (no "exception never retrieved" noise).
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _scan_dirs(path: str) -> list[str]:
+    try:
+        return sorted(
+            e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)
+        )
+    except FileNotFoundError:
+        return []
+
+
+class BlobWriter:
+    """Streams one new blob to a temp file; :meth:`commit` makes it durable and final.
+
+    Use as ``async with store.open_writer(hashers) as w: ...; blob_id = await w.commit()``;
+    leaving the block with an exception (or without committing) aborts.
+    """
+
+    def __init__(self, store: BlobStore, hashers: Sequence[Hasher]) -> None:
+        self.store = store
+        self.hashers = tuple(hashers)
+        self.blob_id = new_blob_id()
+        self.size = 0  # bytes accepted so far
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._pending: asyncio.Future[None] | None = None
+        self._file: BinaryIO | None = None
+        self._done = False  # committed or aborted (loop side)
+        self._touched = False  # some file work was scheduled (loop side)
+        # Thread side: serializes flush / commit / discard, so an abort that races an
+        # in-flight flush waits for it, and a flush that starts after an abort does nothing.
+        self._lock = threading.Lock()
+        self._aborted = False
+
+    async def __aenter__(self) -> BlobWriter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            await self.abort()
+
+    async def write(self, data: bytes) -> None:
+        """Accept ``data``; every ~1 MiB the buffer is written and hashed in a thread."""
+        if self._done:
+            raise RuntimeError("blob writer already committed or aborted")
+        if not data:
+            return
+        self._chunks.append(bytes(data))
+        self._buffered += len(data)
+        self.size += len(data)
+        if self._buffered >= FLUSH_SIZE:
+            # Keep at most one flush in flight: hashers must see the bytes in order, and
+            # waiting here is the backpressure that bounds memory.
+            await self._wait_pending()
+            chunks, self._chunks, self._buffered = self._chunks, [], 0
+            self._touched = True
+            self._pending = asyncio.ensure_future(self.store.run(lambda: self._flush(chunks)))
+
+    async def commit(self) -> str:
+        """Flush, fsync, rename into place (fsyncing directories); return the blob id.
+
+        Returns ``""`` for a zero-byte blob, which has no file.
+        """
+        if self._done:
+            raise RuntimeError("blob writer already committed or aborted")
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        try:
+            await self._wait_pending()
+            self._touched = True
+            await self.store.run(lambda: self._commit(chunks))
+        except BaseException:
+            await self.abort()
+            raise
+        self._done = True
+        return self.blob_id if self.size else ""
+
+    async def abort(self) -> None:
+        """Discard the blob: close and remove the temp file. Safe to call twice."""
+        if self._done:
+            return
+        self._done = True
+        self._chunks = []
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            # Not awaited: _discard takes the lock, so it runs after an in-flight flush.
+            pending.add_done_callback(_consume_exception)
+        if self._touched:
+            await self.store.run(self._discard)
+
+    async def _wait_pending(self) -> None:
+        if self._pending is not None:
+            # shield: cancelling the caller must not detach us from a flush still running.
+            await asyncio.shield(self._pending)
+            self._pending = None
+
+    # --- worker-thread side ---
+
+    def _flush(self, chunks: list[bytes]) -> None:
+        with self._lock:
+            self._flush_locked(chunks)
+
+    def _flush_locked(self, chunks: list[bytes]) -> None:
+        if self._aborted:
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not data:
+            return
+        if self._file is None:
+            # Buffered: BufferedWriter.write writes everything (raw writes may be short).
+            self._file = open(self.store.tmp_path(self.blob_id), "xb")  # noqa: SIM115
+        self._file.write(data)
+        for hasher in self.hashers:
+            hasher.update(data)
+
+    def _commit(self, chunks: list[bytes]) -> None:
+        with self._lock:
+            self._commit_locked(chunks)
+
+    def _commit_locked(self, chunks: list[bytes]) -> None:
+        self._flush_locked(chunks)
+        if self._file is None:  # zero bytes: no file, blob_id ""
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        final = self.store.path(self.blob_id)
+        level2 = os.path.dirname(final)
+        if not os.path.isdir(level2):
+            level1 = os.path.dirname(level2)
+            if not os.path.isdir(level1):
+                os.makedirs(level1, exist_ok=True)
+                _fsync_dir(self.store.blobs_dir)
+            os.makedirs(level2, exist_ok=True)
+            _fsync_dir(level1)
+        os.rename(self.store.tmp_path(self.blob_id), final)
+        # The rename is only durable once the directory entry is: the metadata commit that
+        # follows must never point at a blob a crash could take back.
+        _fsync_dir(level2)
+
+    def _discard(self) -> None:
+        with self._lock:
+            self._aborted = True
+            self._discard_locked()
+
+    def _discard_locked(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        try:
+            os.unlink(self.store.tmp_path(self.blob_id))
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise

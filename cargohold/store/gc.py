@@ -1,0 +1,99 @@
+"""Background blob garbage collection.
+
+Two kinds of garbage, both safe to remove only because of the storage contract:
+
+* **Queued deletions**: blobs replaced or deleted by committed transactions, listed in the
+  metadata store's durable deletion queue. Their files are removed, then the ids forgotten
+  (a crash in between just repeats the removal: ENOENT is fine).
+* **Orphans**: blob files no committed object points at (a crash between writing a blob and
+  committing its metadata) and abandoned temp files. Only files older than the grace period
+  are considered, so a PUT between its blob rename and its metadata commit is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+
+from cargohold.store.base import MetadataStore
+from cargohold.store.blobs import BlobStore
+
+log = logging.getLogger("cargohold.gc")
+
+QUEUE_BATCH = 1000
+SWEEP_BATCH = 500
+
+
+class BlobCollector:
+    """Deletes queued and orphaned blobs; run :meth:`run_forever` as a server task."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        orphan_grace_seconds: float,
+        interval_seconds: float,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.orphan_grace_seconds = orphan_grace_seconds
+        self.interval_seconds = interval_seconds
+
+    async def run_once(self) -> tuple[int, int]:
+        """One collection pass: ``(queued blobs deleted, orphan blobs + temp files swept)``."""
+        queued = await self._drain_queue()
+        swept = await self._sweep_orphans()
+        if queued or swept:
+            log.info("blob gc: deleted %d queued blobs, swept %d orphans", queued, swept)
+        else:
+            log.debug("blob gc: nothing to do")
+        return queued, swept
+
+    async def run_forever(self) -> None:
+        """Run :meth:`run_once` every ``interval_seconds`` until cancelled.
+
+        A failing pass is logged and retried next interval; cancellation propagates.
+        """
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("blob gc pass failed")
+            await asyncio.sleep(self.interval_seconds)
+
+    async def _drain_queue(self) -> int:
+        deleted = 0
+        while True:
+            ids = await self.store.pending_blob_deletions(QUEUE_BATCH)
+            if not ids:
+                return deleted
+            # A queued blob that an object references again (re-put with the same blob, or a
+            # future copy sharing blobs) must survive: only unreferenced ones are removed.
+            still_used = await self.store.referenced_blobs(ids)
+            deleted += await self.blobs.delete(i for i in ids if i not in still_used)
+            await self.store.forget_blob_deletions(ids)
+            if len(ids) < QUEUE_BATCH:
+                return deleted
+
+    async def _sweep_orphans(self) -> int:
+        cutoff = time.time() - self.orphan_grace_seconds
+        swept = await self.blobs.run(lambda: self.blobs.sweep_tmp(cutoff))
+        walk = self.blobs.iter_blob_ids(cutoff)
+        while True:
+            # Each step of the directory walk runs in a thread; the loop only checks ids.
+            batch = await self.blobs.run(lambda: _take(walk, SWEEP_BATCH))
+            if not batch:
+                return swept
+            used = await self.store.referenced_blobs(batch)
+            orphans = [b for b in batch if b not in used]
+            if orphans:
+                swept += await self.blobs.delete(orphans)
+
+
+def _take(it: Iterator[str], n: int) -> list[str]:
+    return list(itertools.islice(it, n))

@@ -1,0 +1,256 @@
+"""BlobStore (immutable blob files) and BlobCollector (blob garbage collection)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from cargohold.checksums import new_hasher
+from cargohold.store.base import Account, Bucket, ObjectRecord
+from cargohold.store.blobs import FLUSH_SIZE, BlobStore
+from cargohold.store.gc import BlobCollector
+from cargohold.store.sqlite import SqliteStore
+
+OWNER = "a" * 64
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    yield
+    # A closed store must leave no writer or read threads behind.
+    leftovers = [t.name for t in threading.enumerate() if t.name.startswith("cargohold-sqlite")]
+    assert leftovers == []
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "data")
+
+
+def tmp_files(blobs: BlobStore) -> list[str]:
+    return os.listdir(blobs.tmp_dir)
+
+
+async def write_blob(blobs: BlobStore, data: bytes) -> str:
+    async with blobs.open_writer() as writer:
+        await writer.write(data)
+        return await writer.commit()
+
+
+def age(path: str, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+@asynccontextmanager
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "meta.db")
+    await store.open()
+    try:
+        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+        await store.create_bucket(Bucket("bkt", OWNER, "nyc3", 1.0), 100)
+        yield store
+    finally:
+        await store.close()
+
+
+def record(key: str, blob_id: str) -> ObjectRecord:
+    return ObjectRecord("bkt", key, blob_id, 1, "e" * 32, time.time())
+
+
+# ----------------------------------------------------------------------- BlobStore
+
+
+def test_commit_puts_the_bytes_at_the_blob_path(blobs: BlobStore) -> None:
+    data = os.urandom(3 * FLUSH_SIZE + 12345)
+
+    async def main() -> tuple[str, int]:
+        writer = blobs.open_writer()
+        for start in range(0, len(data), 65536):
+            await writer.write(data[start : start + 65536])
+        return await writer.commit(), writer.size
+
+    blob_id, size = asyncio.run(main())
+    path = blobs.path(blob_id)
+    assert path == f"{blobs.root}/blobs/{blob_id[:2]}/{blob_id[2:4]}/{blob_id}"
+    assert Path(path).read_bytes() == data
+    assert size == len(data)
+    assert tmp_files(blobs) == []
+
+
+def test_hashers_see_every_byte_in_order(blobs: BlobStore) -> None:
+    data = os.urandom(2 * FLUSH_SIZE + 777)
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha = new_hasher("SHA256")
+
+    async def main() -> None:
+        async with blobs.open_writer([md5, sha]) as writer:
+            # Uneven chunk sizes so flush boundaries fall mid-chunk.
+            pos, step = 0, 1
+            while pos < len(data):
+                await writer.write(data[pos : pos + step])
+                pos += step
+                step = step * 3 % 200_003 + 1
+            await writer.commit()
+
+    asyncio.run(main())
+    assert md5.hexdigest() == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert sha.digest() == hashlib.sha256(data).digest()
+
+
+def test_abort_leaves_no_file_behind(blobs: BlobStore) -> None:
+    async def main() -> None:
+        writer = blobs.open_writer()
+        await writer.write(os.urandom(2 * FLUSH_SIZE))
+        await writer.abort()
+        await writer.abort()  # idempotent
+
+    asyncio.run(main())
+    assert tmp_files(blobs) == []
+    assert list(blobs.iter_blob_ids(time.time() + 60)) == []
+
+
+def test_an_exception_inside_the_writer_block_aborts(blobs: BlobStore) -> None:
+    async def main() -> None:
+        async with blobs.open_writer() as writer:
+            await writer.write(os.urandom(FLUSH_SIZE + 1))
+            raise RuntimeError("client went away")
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(main())
+    assert tmp_files(blobs) == []
+
+
+def test_a_zero_byte_blob_commits_to_the_empty_id_without_a_file(blobs: BlobStore) -> None:
+    assert asyncio.run(write_blob(blobs, b"")) == ""
+    assert tmp_files(blobs) == []
+    assert list(blobs.iter_blob_ids(time.time() + 60)) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "../../etc/passwd", "A" * 32, "0" * 31, "0" * 33, "g" * 32, "0" * 30 + "/x",
+     "0" * 31 + "\n"],
+)
+def test_malformed_blob_ids_are_rejected(blobs: BlobStore, bad: str) -> None:
+    with pytest.raises(ValueError):
+        blobs.path(bad)
+
+
+def test_delete_removes_files_and_ignores_missing_ones(blobs: BlobStore) -> None:
+    blob_id = asyncio.run(write_blob(blobs, b"bytes"))
+    removed = asyncio.run(blobs.delete([blob_id, "f" * 32, "not-an-id"]))
+    assert removed == 1
+    assert not os.path.exists(blobs.path(blob_id))
+
+
+def test_iter_blob_ids_yields_only_blobs_older_than_the_cutoff(blobs: BlobStore) -> None:
+    old = asyncio.run(write_blob(blobs, b"old"))
+    young = asyncio.run(write_blob(blobs, b"young"))
+    age(blobs.path(old), 7200)
+    assert list(blobs.iter_blob_ids(time.time() - 3600)) == [old]
+    assert sorted(blobs.iter_blob_ids(time.time() + 1)) == sorted([old, young])
+
+
+def test_sweep_tmp_removes_only_old_temp_files(blobs: BlobStore) -> None:
+    stale = Path(blobs.tmp_dir) / ("1" * 32)
+    fresh = Path(blobs.tmp_dir) / ("2" * 32)
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    age(str(stale), 7200)
+    assert blobs.sweep_tmp(time.time() - 3600) == 1
+    assert tmp_files(blobs) == ["2" * 32]
+
+
+# ------------------------------------------------------------------- BlobCollector
+
+
+def test_collector_deletes_queued_blobs_and_forgets_them(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "data")
+
+    async def main() -> None:
+        async with sqlite_store(tmp_path) as store:
+            first = await write_blob(blobs, b"first")
+            second = await write_blob(blobs, b"second")
+            await store.put_object(record("k", first))
+            await store.put_object(record("k", second))  # queues `first`
+            collector = BlobCollector(store, blobs, orphan_grace_seconds=3600,
+                                      interval_seconds=60)
+            assert await collector.run_once() == (1, 0)
+            assert not os.path.exists(blobs.path(first))
+            assert os.path.exists(blobs.path(second))
+            assert await store.pending_blob_deletions() == []
+
+    asyncio.run(main())
+
+
+def test_collector_keeps_a_queued_blob_that_is_referenced_again(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "data")
+
+    async def main() -> None:
+        async with sqlite_store(tmp_path) as store:
+            shared = await write_blob(blobs, b"shared")
+            await store.put_object(record("a", shared))
+            await store.put_object(record("b", shared))
+            await store.delete_object("bkt", "a")  # queues `shared`, still used by "b"
+            collector = BlobCollector(store, blobs, 3600, 60)
+            assert await collector.run_once() == (0, 0)
+            assert os.path.exists(blobs.path(shared))
+            assert await store.pending_blob_deletions() == []
+
+    asyncio.run(main())
+
+
+def test_orphan_sweep_removes_old_unreferenced_blobs_only(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "data")
+
+    async def main() -> None:
+        async with sqlite_store(tmp_path) as store:
+            orphan = await write_blob(blobs, b"orphan")
+            referenced = await write_blob(blobs, b"referenced")
+            young = await write_blob(blobs, b"young orphan")
+            await store.put_object(record("k", referenced))
+            age(blobs.path(orphan), 7200)
+            age(blobs.path(referenced), 7200)
+            stale_tmp = Path(blobs.tmp_dir) / ("3" * 32)
+            stale_tmp.write_bytes(b"abandoned upload")
+            age(str(stale_tmp), 7200)
+            collector = BlobCollector(store, blobs, orphan_grace_seconds=3600,
+                                      interval_seconds=60)
+            assert await collector.run_once() == (0, 2)  # the orphan and the temp file
+            assert not os.path.exists(blobs.path(orphan))
+            assert os.path.exists(blobs.path(referenced))
+            assert os.path.exists(blobs.path(young))
+            assert not stale_tmp.exists()
+
+    asyncio.run(main())
+
+
+def test_run_forever_repeats_until_cancelled(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "data")
+
+    async def main() -> None:
+        async with sqlite_store(tmp_path) as store:
+            collector = BlobCollector(store, blobs, 3600, interval_seconds=0.01)
+            task = asyncio.create_task(collector.run_forever())
+            first = await write_blob(blobs, b"first")
+            await store.put_object(record("k", first))
+            await store.delete_object("bkt", "k")
+            for _ in range(200):
+                if not os.path.exists(blobs.path(first)):
+                    break
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not os.path.exists(blobs.path(first))
+
+    asyncio.run(main())

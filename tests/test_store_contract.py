@@ -1,0 +1,784 @@
+"""Contract tests for :class:`cargohold.store.base.MetadataStore`.
+
+Every implementation runs this same file: add it to ``STORE_FACTORIES`` (one line). Tests
+are ``async def`` functions decorated with ``@aio``; each test's store is opened, used and
+closed on one event loop (the ``runner`` fixture), so loop-bound drivers work too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cargohold import errors
+from cargohold.store.base import (
+    AccessKey,
+    Account,
+    Bucket,
+    ListPage,
+    MetadataStore,
+    ObjectRecord,
+    PartRef,
+    Upload,
+    UploadedPart,
+)
+from cargohold.store.sqlite import MIGRATIONS, SqliteStore, successor
+
+# name -> factory(tmp_path) -> unopened store. PostgreSQL goes here as one more line.
+STORE_FACTORIES: dict[str, Callable[[Path], MetadataStore]] = {
+    "sqlite": lambda tmp: SqliteStore(tmp / "meta.db"),
+}
+
+OWNER = "a" * 64
+OTHER = "b" * 64
+BUCKET = "bkt"
+
+_runner: asyncio.Runner | None = None
+
+
+@pytest.fixture
+def runner() -> Iterator[asyncio.Runner]:
+    """One event loop per test, shared by the fixtures and the test body."""
+    global _runner
+    with asyncio.Runner() as r:
+        _runner = r
+        try:
+            yield r
+        finally:
+            _runner = None
+
+
+def aio(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an ``async def`` test on the test's event loop (pytest-asyncio is not used)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        if _runner is None:
+            asyncio.run(fn(*args, **kwargs))
+        else:
+            _runner.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, runner: asyncio.Runner
+) -> Iterator[MetadataStore]:
+    """An open store holding two accounts and one bucket ``bkt`` owned by ``OWNER``."""
+    s = STORE_FACTORIES[request.param](tmp_path)
+
+    async def setup() -> None:
+        await s.open()
+        now = time.time()
+        await s.create_account(Account(OWNER, "owner", "Owner", "owner@example.com", now))
+        await s.create_account(Account(OTHER, "other", "Other", "other@example.com", now))
+        await s.create_bucket(Bucket(BUCKET, OWNER, "nyc3", now), max_buckets=100)
+
+    runner.run(setup())
+    try:
+        yield s
+    finally:
+        runner.run(s.close())
+
+
+def obj(key: str, blob_id: str = "", *, bucket: str = BUCKET, etag: str = "e" * 32,
+        size: int = 0) -> ObjectRecord:
+    return ObjectRecord(bucket=bucket, key=key, blob_id=blob_id, size=size, etag=etag,
+                        last_modified=time.time())
+
+
+def blob(n: int) -> str:
+    return f"{n:032x}"
+
+
+async def put_all(store: MetadataStore, keys: list[str], bucket: str = BUCKET) -> None:
+    await asyncio.gather(*(store.put_object(obj(k, bucket=bucket)) for k in keys))
+
+
+def counter(store: MetadataStore, name: str) -> int | None:
+    """An optional implementation counter (``commit_count``, ``list_rows_read``)."""
+    value = getattr(store, name, None)
+    return value if isinstance(value, int) else None
+
+
+def names(page: ListPage) -> list[str]:
+    return [e.key for e in page.entries]
+
+
+def reference_listing(
+    keys: list[str], prefix: str, delimiter: str, start_after: str, max_keys: int
+) -> tuple[list[str], list[str], bool, str | None]:
+    """What S3 returns, computed the slow obvious way (byte order, rollups, markers)."""
+    items: list[tuple[bytes, str, bool]] = []  # (sort key, value, is_prefix)
+    seen: set[str] = set()
+    skip_prefix: str | None = None
+    if delimiter and start_after.startswith(prefix):
+        cut = start_after.find(delimiter, len(prefix))
+        if cut >= 0:
+            skip_prefix = start_after[: cut + len(delimiter)]
+    for key in sorted(keys, key=lambda k: k.encode()):
+        if not key.startswith(prefix) or key.encode() <= start_after.encode():
+            continue
+        cut = key.find(delimiter, len(prefix)) if delimiter else -1
+        if cut >= 0:
+            common = key[: cut + len(delimiter)]
+            if common == skip_prefix or common in seen:
+                continue
+            seen.add(common)
+            items.append((common.encode(), common, True))
+        else:
+            items.append((key.encode(), key, False))
+    page, rest = items[:max_keys], items[max_keys:]
+    truncated = bool(rest) and max_keys > 0
+    return (
+        [v for _, v, is_p in page if not is_p],
+        [v for _, v, is_p in page if is_p],
+        truncated,
+        page[-1][1] if truncated else None,
+    )
+
+
+# ------------------------------------------------------------------------- listing
+
+
+@aio
+async def test_listing_orders_keys_by_their_utf8_bytes(store: MetadataStore) -> None:
+    keys = ["a", "B", "a+b", "a%20b", "a b", "a/b", "é", "z", "\uffff", "😀", "ÿ", "~", "a\u0301",
+            "日本", "A"]
+    await put_all(store, keys)
+    page = await store.list_objects(BUCKET)
+    # Code point order = UTF-8 byte order; U+FFFF before U+1F600 rules out UTF-16 order.
+    assert names(page) == sorted(keys, key=lambda k: k.encode("utf-8"))
+    assert names(page).index("\uffff") < names(page).index("😀")
+    assert not page.is_truncated and page.next_marker is None
+
+
+@aio
+async def test_listing_with_a_prefix_returns_only_keys_under_it(store: MetadataStore) -> None:
+    await put_all(store, ["photos/a", "photos/b", "photos", "photosx", "photo", "videos/a"])
+    page = await store.list_objects(BUCKET, prefix="photos/")
+    assert names(page) == ["photos/a", "photos/b"]
+
+
+@aio
+async def test_delimiter_rolls_up_common_prefixes_and_seeks_past_them(
+    store: MetadataStore,
+) -> None:
+    keys = [f"dir{p:03d}/file{i:03d}" for p in range(100) for i in range(100)]
+    keys += ["top1", "top2", "zzz"]
+    await put_all(store, keys)
+    rows_before = counter(store, "list_rows_read")
+    started = time.perf_counter()
+    page = await store.list_objects(BUCKET, delimiter="/", max_keys=1000)
+    elapsed = time.perf_counter() - started
+    assert page.common_prefixes == [f"dir{p:03d}/" for p in range(100)]
+    assert names(page) == ["top1", "top2", "zzz"]
+    assert not page.is_truncated
+    assert elapsed < 1.0
+    if rows_before is not None:  # the store counts rows read: prove it seeks
+        rows = (counter(store, "list_rows_read") or 0) - rows_before
+        assert rows <= 110, f"read {rows} rows for 103 results"
+
+
+@aio
+async def test_delimiter_rollup_honours_the_prefix(store: MetadataStore) -> None:
+    await put_all(store, ["a/b/c", "a/b/d", "a/c", "a/", "a/d/e/f", "b/x"])
+    page = await store.list_objects(BUCKET, prefix="a/", delimiter="/")
+    assert names(page) == ["a/", "a/c"]
+    assert page.common_prefixes == ["a/b/", "a/d/"]
+
+
+@aio
+async def test_multi_character_delimiters_roll_up(store: MetadataStore) -> None:
+    await put_all(store, ["x--1--a", "x--1--b", "x--2", "y"])
+    page = await store.list_objects(BUCKET, delimiter="--")
+    assert page.common_prefixes == ["x--"]
+    assert names(page) == ["y"]
+
+
+@aio
+async def test_start_after_a_common_prefix_skips_everything_under_it(
+    store: MetadataStore,
+) -> None:
+    await put_all(store, ["a/1", "a/2", "a/3", "b/1", "c"])
+    first = await store.list_objects(BUCKET, delimiter="/", max_keys=1)
+    assert (first.common_prefixes, first.is_truncated, first.next_marker) == (["a/"], True, "a/")
+    second = await store.list_objects(BUCKET, delimiter="/", max_keys=1, start_after="a/")
+    assert (second.common_prefixes, second.is_truncated, second.next_marker) == (
+        ["b/"], True, "b/")
+    third = await store.list_objects(BUCKET, delimiter="/", max_keys=1, start_after="b/")
+    assert (names(third), third.common_prefixes, third.is_truncated) == (["c"], [], False)
+    assert third.next_marker is None
+
+
+@aio
+async def test_start_after_a_key_inside_a_common_prefix_does_not_repeat_that_prefix(
+    store: MetadataStore,
+) -> None:
+    await put_all(store, ["a/1", "a/2", "b/1"])
+    page = await store.list_objects(BUCKET, delimiter="/", start_after="a/1")
+    assert page.common_prefixes == ["b/"]
+    assert names(page) == []
+
+
+@aio
+async def test_start_after_without_a_delimiter_lists_keys_strictly_after_it(
+    store: MetadataStore,
+) -> None:
+    await put_all(store, ["a", "a/1", "b"])
+    page = await store.list_objects(BUCKET, start_after="a")
+    assert names(page) == ["a/1", "b"]
+
+
+@aio
+async def test_is_truncated_is_exact_at_page_boundaries(store: MetadataStore) -> None:
+    await put_all(store, ["k1", "k2", "k3"])
+    full = await store.list_objects(BUCKET, max_keys=3)
+    assert names(full) == ["k1", "k2", "k3"]
+    assert (full.is_truncated, full.next_marker) == (False, None)
+    short = await store.list_objects(BUCKET, max_keys=2)
+    assert (short.is_truncated, short.next_marker) == (True, "k2")
+    last = await store.list_objects(BUCKET, max_keys=2, start_after="k2")
+    assert (names(last), last.is_truncated) == (["k3"], False)
+
+
+@aio
+async def test_is_truncated_is_exact_when_a_page_ends_on_a_common_prefix(
+    store: MetadataStore,
+) -> None:
+    await put_all(store, ["a", "p/1", "p/2"])
+    page = await store.list_objects(BUCKET, delimiter="/", max_keys=2)
+    assert (names(page), page.common_prefixes) == (["a"], ["p/"])
+    assert (page.is_truncated, page.next_marker) == (False, None)
+    await store.put_object(obj("q"))
+    page = await store.list_objects(BUCKET, delimiter="/", max_keys=2)
+    assert (page.is_truncated, page.next_marker) == (True, "p/")
+
+
+@aio
+async def test_max_keys_zero_returns_an_empty_untruncated_page(store: MetadataStore) -> None:
+    await put_all(store, ["a", "b"])
+    page = await store.list_objects(BUCKET, max_keys=0)
+    assert page == ListPage([], [], False, None)
+
+
+@aio
+async def test_paginated_listings_match_a_reference_model(store: MetadataStore) -> None:
+    rng = random.Random(7)
+    parts = ["a", "b", "é", "/", "+", "%", " ", "ab", "😀", "-"]
+    keys = sorted({"".join(rng.choice(parts) for _ in range(rng.randint(1, 6)))
+                   for _ in range(300)})
+    await put_all(store, keys)
+    for prefix in ["", "a", "a/", "é"]:
+        for delimiter in ["", "/", "b"]:
+            for page_size in [1, 3, 50, 1000]:
+                marker, pages = "", 0
+                got_keys: list[str] = []
+                got_prefixes: list[str] = []
+                while True:
+                    page = await store.list_objects(
+                        BUCKET, prefix, delimiter, marker, page_size)
+                    want = reference_listing(keys, prefix, delimiter, marker, page_size)
+                    assert (names(page), page.common_prefixes, page.is_truncated,
+                            page.next_marker) == want, (prefix, delimiter, page_size, marker)
+                    got_keys += names(page)
+                    got_prefixes += page.common_prefixes
+                    pages += 1
+                    if not page.is_truncated:
+                        break
+                    assert page.next_marker is not None
+                    marker = page.next_marker
+                everything = reference_listing(keys, prefix, delimiter, "", 10**6)
+                assert (got_keys, got_prefixes) == (everything[0], everything[1])
+
+
+@aio
+async def test_listing_a_missing_bucket_is_no_such_bucket(store: MetadataStore) -> None:
+    with pytest.raises(errors.NoSuchBucket):
+        await store.list_objects("nope")
+
+
+@aio
+async def test_listing_returns_full_records(store: MetadataStore) -> None:
+    record = ObjectRecord(
+        bucket=BUCKET, key="k", blob_id=blob(1), size=5, etag="0" * 32,
+        last_modified=1700000000.123456, content_type="text/plain",
+        headers={"cache-control": "max-age=60"}, metadata={"colour": "blå"},
+        checksums={"CRC32": "AAAAAA=="}, storage_class="STANDARD")
+    await store.put_object(record)
+    assert (await store.list_objects(BUCKET)).entries == [record]
+    assert await store.get_object(BUCKET, "k") == record
+
+
+# ---------------------------------------------------------------------- objects
+
+
+@aio
+async def test_get_object_returns_none_for_a_missing_key(store: MetadataStore) -> None:
+    assert await store.get_object(BUCKET, "missing") is None
+    assert await store.get_object("no-bucket", "missing") is None
+
+
+@aio
+async def test_put_object_into_a_missing_bucket_is_no_such_bucket(store: MetadataStore) -> None:
+    with pytest.raises(errors.NoSuchBucket):
+        await store.put_object(obj("k", bucket="nope"))
+
+
+@aio
+async def test_if_none_match_refuses_to_overwrite(store: MetadataStore) -> None:
+    await store.put_object(obj("k"), if_none_match=True)
+    with pytest.raises(errors.PreconditionFailed):
+        await store.put_object(obj("k"), if_none_match=True)
+
+
+@aio
+async def test_if_match_needs_the_current_etag(store: MetadataStore) -> None:
+    with pytest.raises(errors.NoSuchKey):
+        await store.put_object(obj("k", etag="1" * 32), if_match="1" * 32)
+    await store.put_object(obj("k", etag="1" * 32))
+    with pytest.raises(errors.PreconditionFailed):
+        await store.put_object(obj("k", etag="2" * 32), if_match="9" * 32)
+    await store.put_object(obj("k", etag="2" * 32), if_match=f'"{"1" * 32}"')
+    current = await store.get_object(BUCKET, "k")
+    assert current is not None and current.etag == "2" * 32
+
+
+@aio
+async def test_two_racing_if_none_match_puts_have_exactly_one_winner(
+    store: MetadataStore,
+) -> None:
+    results = await asyncio.gather(
+        store.put_object(obj("race", blob(1)), if_none_match=True),
+        store.put_object(obj("race", blob(2)), if_none_match=True),
+        return_exceptions=True,
+    )
+    assert sum(r is None for r in results) == 1
+    assert sum(isinstance(r, errors.PreconditionFailed) for r in results) == 1
+    winner = await store.get_object(BUCKET, "race")
+    assert winner is not None
+    assert winner.blob_id == (blob(1) if results[0] is None else blob(2))
+    assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_one_failing_write_does_not_disturb_the_others_in_its_batch(
+    store: MetadataStore,
+) -> None:
+    ops = [store.put_object(obj(f"k{i}")) for i in range(20)]
+    ops.insert(10, store.put_object(obj("bad", bucket="nope")))
+    results = await asyncio.gather(*ops, return_exceptions=True)
+    assert isinstance(results[10], errors.NoSuchBucket)
+    assert [r for i, r in enumerate(results) if i != 10] == [None] * 20
+    assert len((await store.list_objects(BUCKET)).entries) == 20
+
+
+@aio
+async def test_delete_object_returns_what_it_removed(store: MetadataStore) -> None:
+    await store.put_object(obj("k", blob(1)))
+    removed = await store.delete_object(BUCKET, "k")
+    assert removed is not None and removed.blob_id == blob(1)
+    assert await store.get_object(BUCKET, "k") is None
+    assert await store.delete_object(BUCKET, "k") is None
+
+
+@aio
+async def test_delete_objects_removes_several_keys_with_aligned_results(
+    store: MetadataStore,
+) -> None:
+    await store.put_object(obj("a", blob(1)))
+    await store.put_object(obj("c", blob(3)))
+    removed = await store.delete_objects(BUCKET, ["a", "b", "c"])
+    assert [r.key if r else None for r in removed] == ["a", None, "c"]
+    assert await store.bucket_is_empty(BUCKET)
+    assert sorted(await store.pending_blob_deletions()) == [blob(1), blob(3)]
+
+
+@aio
+async def test_replaced_and_deleted_blobs_are_queued_for_deletion(store: MetadataStore) -> None:
+    await store.put_object(obj("k", blob(1)))
+    assert await store.pending_blob_deletions() == []
+    await store.put_object(obj("k", blob(2)))
+    assert await store.pending_blob_deletions() == [blob(1)]
+    await store.put_object(obj("k", blob(2)))  # same blob again: nothing to delete
+    assert await store.pending_blob_deletions() == [blob(1)]
+    await store.delete_object(BUCKET, "k")
+    assert sorted(await store.pending_blob_deletions()) == [blob(1), blob(2)]
+    await store.forget_blob_deletions([blob(1), blob(2)])
+    assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_empty_objects_queue_no_blob(store: MetadataStore) -> None:
+    await store.put_object(obj("empty", ""))
+    await store.put_object(obj("empty", ""))
+    await store.delete_object(BUCKET, "empty")
+    assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_referenced_blobs_reports_only_committed_references(
+    store: MetadataStore,
+) -> None:
+    await store.put_object(obj("a", blob(1)))
+    await store.put_object(obj("b", blob(2)))
+    await store.delete_object(BUCKET, "b")
+    many = [blob(n) for n in range(3, 1300)]  # more than one query's worth of ids
+    assert await store.referenced_blobs([blob(1), blob(2), *many]) == {blob(1)}
+    assert await store.referenced_blobs([]) == set()
+
+
+@aio
+async def test_concurrent_writes_share_commits(store: MetadataStore) -> None:
+    before = counter(store, "commit_count")
+    if before is None:
+        pytest.skip("store does not count commits")
+    await asyncio.gather(*(store.put_object(obj(f"k{i:03d}")) for i in range(200)))
+    commits = (counter(store, "commit_count") or 0) - before
+    assert 1 <= commits < 200 / 4, f"{commits} commits for 200 puts"
+    assert len((await store.list_objects(BUCKET)).entries) == 200
+
+
+# ---------------------------------------------------------------------- buckets
+
+
+@aio
+async def test_creating_an_existing_bucket_names_its_owner_relationship(
+    store: MetadataStore,
+) -> None:
+    with pytest.raises(errors.BucketAlreadyOwnedByYou):
+        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", time.time()), 100)
+    with pytest.raises(errors.BucketAlreadyExists):
+        await store.create_bucket(Bucket(BUCKET, OTHER, "nyc3", time.time()), 100)
+
+
+@aio
+async def test_bucket_count_is_limited_per_owner(store: MetadataStore) -> None:
+    await store.create_bucket(Bucket("second", OWNER, "nyc3", time.time()), 2)
+    with pytest.raises(errors.TooManyBuckets):
+        await store.create_bucket(Bucket("third", OWNER, "nyc3", time.time()), 2)
+    await store.create_bucket(Bucket("others", OTHER, "nyc3", time.time()), 2)
+    assert await store.get_bucket("third") is None
+
+
+@aio
+async def test_buckets_are_listed_per_owner_in_name_order(store: MetadataStore) -> None:
+    for name in ["zeta", "alpha", "alpine", "beta"]:
+        await store.create_bucket(Bucket(name, OWNER, "nyc3", time.time()), 100)
+    await store.create_bucket(Bucket("theirs", OTHER, "nyc3", time.time()), 100)
+    listed = [b.name for b in await store.list_buckets(OWNER)]
+    assert listed == ["alpha", "alpine", "beta", BUCKET, "zeta"]
+    assert [b.name for b in await store.list_buckets(OWNER, prefix="alp")] == ["alpha", "alpine"]
+    assert [b.name for b in await store.list_buckets(OWNER, start_after="beta", limit=1)] == [
+        BUCKET]
+
+
+@aio
+async def test_deleting_buckets_checks_existence_and_emptiness(store: MetadataStore) -> None:
+    with pytest.raises(errors.NoSuchBucket):
+        await store.delete_bucket("nope")
+    await store.put_object(obj("k"))
+    assert not await store.bucket_is_empty(BUCKET)
+    with pytest.raises(errors.BucketNotEmpty):
+        await store.delete_bucket(BUCKET)
+    await store.delete_object(BUCKET, "k")
+    await store.delete_bucket(BUCKET)
+    assert await store.get_bucket(BUCKET) is None
+
+
+@aio
+async def test_get_bucket_returns_what_was_created(store: MetadataStore) -> None:
+    bucket = Bucket("fresh", OTHER, "ams3", 1700000000.5)
+    await store.create_bucket(bucket, 100)
+    assert await store.get_bucket("fresh") == bucket
+
+
+# -------------------------------------------------------------------- multipart
+
+
+def upload(upload_id: str, key: str = "big", initiated: float = 1.0) -> Upload:
+    return Upload(upload_id=upload_id, bucket=BUCKET, key=key, owner_id=OWNER,
+                  initiated=initiated, content_type="video/mp4",
+                  headers={"cache-control": "no-cache"}, metadata={"m": "v"},
+                  checksum_algorithm="CRC32", checksum_type="COMPOSITE")
+
+
+def part(upload_id: str, number: int, blob_id: str) -> UploadedPart:
+    return UploadedPart(upload_id=upload_id, number=number, blob_id=blob_id, size=5,
+                        etag=f"{number:032x}", last_modified=2.0, checksums={"CRC32": "AA=="})
+
+
+def manifest_record(key: str, *blob_ids: str) -> ObjectRecord:
+    parts = tuple(PartRef(n, b, 5, f"{n:032x}") for n, b in enumerate(blob_ids, 1))
+    return ObjectRecord(bucket=BUCKET, key=key, blob_id="", size=5 * len(parts),
+                        etag="f" * 32 + f"-{len(parts)}", last_modified=3.0, parts=parts)
+
+
+@aio
+async def test_uploads_are_found_only_under_their_own_bucket_and_key(
+    store: MetadataStore,
+) -> None:
+    await store.create_upload(upload("u1"))
+    assert await store.get_upload(BUCKET, "big", "u1") == upload("u1")
+    assert await store.get_upload(BUCKET, "other", "u1") is None
+    assert await store.get_upload("elsewhere", "big", "u1") is None
+    assert await store.get_upload(BUCKET, "big", "nope") is None
+    with pytest.raises(errors.NoSuchBucket):
+        await store.create_upload(Upload("u2", "nope", "k", OWNER, 1.0))
+
+
+@aio
+async def test_a_reuploaded_part_replaces_the_old_one_and_queues_its_blob(
+    store: MetadataStore,
+) -> None:
+    await store.create_upload(upload("u1"))
+    await store.put_part(part("u1", 1, blob(1)))
+    await store.put_part(part("u1", 1, blob(2)))
+    parts, truncated = await store.list_parts("u1")
+    assert (parts, truncated) == ([part("u1", 1, blob(2))], False)
+    assert await store.pending_blob_deletions() == [blob(1)]
+    with pytest.raises(errors.NoSuchUpload):
+        await store.put_part(part("gone", 1, blob(3)))
+
+
+@aio
+async def test_list_parts_pages_by_part_number_with_exact_truncation(
+    store: MetadataStore,
+) -> None:
+    await store.create_upload(upload("u1"))
+    for n in (3, 1, 2, 10):
+        await store.put_part(part("u1", n, blob(n)))
+    first, more = await store.list_parts("u1", 0, 2)
+    assert ([p.number for p in first], more) == ([1, 2], True)
+    rest, more = await store.list_parts("u1", 2, 2)
+    assert ([p.number for p in rest], more) == ([3, 10], False)
+
+
+@aio
+async def test_completing_an_upload_stores_the_manifest_and_frees_unused_parts(
+    store: MetadataStore,
+) -> None:
+    await store.put_object(obj("big", blob(9)))
+    await store.create_upload(upload("u1"))
+    for n in (1, 2, 3):
+        await store.put_part(part("u1", n, blob(n)))
+    assert await store.referenced_blobs([blob(1), blob(2), blob(3)]) == {
+        blob(1), blob(2), blob(3)}
+    record = manifest_record("big", blob(1), blob(3))
+    await store.complete_upload("u1", record)
+    assert await store.get_object(BUCKET, "big") == record
+    assert (await store.list_objects(BUCKET)).entries == [record]
+    assert await store.get_upload(BUCKET, "big", "u1") is None
+    assert sorted(await store.pending_blob_deletions()) == [blob(2), blob(9)]
+    assert await store.referenced_blobs([blob(1), blob(2), blob(3)]) == {blob(1), blob(3)}
+    with pytest.raises(errors.NoSuchUpload):
+        await store.complete_upload("u1", record)
+
+
+@aio
+async def test_a_failed_completion_condition_keeps_the_upload(store: MetadataStore) -> None:
+    await store.put_object(obj("big", blob(9)))
+    await store.create_upload(upload("u1"))
+    await store.put_part(part("u1", 1, blob(1)))
+    with pytest.raises(errors.PreconditionFailed):
+        await store.complete_upload("u1", manifest_record("big", blob(1)), if_none_match=True)
+    assert await store.get_upload(BUCKET, "big", "u1") is not None
+    current = await store.get_object(BUCKET, "big")
+    assert current is not None and current.blob_id == blob(9)
+    assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_replacing_or_deleting_a_multipart_object_queues_all_its_parts(
+    store: MetadataStore,
+) -> None:
+    await store.create_upload(upload("u1"))
+    await store.put_part(part("u1", 1, blob(1)))
+    await store.put_part(part("u1", 2, blob(2)))
+    await store.complete_upload("u1", manifest_record("big", blob(1), blob(2)))
+    await store.put_object(obj("big", blob(5)))
+    assert sorted(await store.pending_blob_deletions()) == [blob(1), blob(2)]
+    assert await store.referenced_blobs([blob(1), blob(2), blob(5)]) == {blob(5)}
+    await store.create_upload(upload("u2"))
+    await store.put_part(part("u2", 1, blob(3)))
+    await store.complete_upload("u2", manifest_record("big", blob(3)))
+    await store.delete_object(BUCKET, "big")
+    assert sorted(await store.pending_blob_deletions()) == [blob(n) for n in (1, 2, 3, 5)]
+
+
+@aio
+async def test_aborting_an_upload_queues_its_parts_once(store: MetadataStore) -> None:
+    await store.create_upload(upload("u1"))
+    await store.put_part(part("u1", 1, blob(1)))
+    assert await store.abort_upload("u1")
+    assert not await store.abort_upload("u1")
+    assert await store.pending_blob_deletions() == [blob(1)]
+    assert await store.list_parts("u1") == ([], False)
+
+
+@aio
+async def test_deleting_a_bucket_drops_its_in_progress_uploads(store: MetadataStore) -> None:
+    await store.create_upload(upload("u1"))
+    await store.put_part(part("u1", 1, blob(1)))
+    await store.delete_bucket(BUCKET)
+    assert await store.get_upload(BUCKET, "big", "u1") is None
+    assert await store.pending_blob_deletions() == [blob(1)]
+
+
+@aio
+async def test_uploads_are_listed_by_key_bytes_then_initiation(store: MetadataStore) -> None:
+    await store.create_upload(upload("u-late", "a", initiated=5.0))
+    await store.create_upload(upload("u-early", "a", initiated=1.0))
+    await store.create_upload(upload("u-z", "é", initiated=0.5))
+    await store.create_upload(upload("u-b", "b", initiated=9.0))
+    page = await store.list_uploads(BUCKET)
+    assert [u.upload_id for u in page.uploads] == ["u-early", "u-late", "u-b", "u-z"]
+    assert not page.is_truncated and page.next_key_marker is None
+    assert (await store.list_uploads(BUCKET, max_uploads=0)).uploads == []
+
+
+@aio
+async def test_upload_listings_roll_up_and_paginate_with_both_markers(
+    store: MetadataStore,
+) -> None:
+    for i, (uid, key) in enumerate([("1", "a"), ("2", "a"), ("3", "a"), ("4", "d/x"),
+                                    ("5", "d/y"), ("6", "e")]):
+        await store.create_upload(upload(uid, key, initiated=float(i)))
+    seen: list[str] = []
+    key_marker, id_marker = "", ""
+    while True:
+        page = await store.list_uploads(BUCKET, delimiter="/", key_marker=key_marker,
+                                        upload_id_marker=id_marker, max_uploads=2)
+        seen += [u.upload_id for u in page.uploads] + page.common_prefixes
+        if not page.is_truncated:
+            break
+        key_marker = page.next_key_marker or ""
+        id_marker = page.next_upload_id_marker or ""
+    assert seen == ["1", "2", "3", "d/", "6"]
+
+
+@aio
+async def test_old_uploads_are_found_for_expiry(store: MetadataStore) -> None:
+    await store.create_upload(upload("old", initiated=10.0))
+    await store.create_upload(upload("new", initiated=1000.0))
+    assert [u.upload_id for u in await store.uploads_initiated_before(500.0)] == ["old"]
+
+
+# -------------------------------------------------------- accounts, keys, settings
+
+
+@aio
+async def test_accounts_are_unique_by_id_and_name(store: MetadataStore) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        await store.create_account(Account("c" * 64, "owner", "Dup", "d@example.com", 0.0))
+    with pytest.raises(errors.InvalidArgument):
+        await store.create_account(Account(OWNER, "new", "Dup", "d@example.com", 0.0))
+    by_name = await store.get_account_by_name("other")
+    assert by_name is not None and by_name.canonical_id == OTHER
+    assert await store.get_account(OWNER) == await store.get_account_by_name("owner")
+    assert [a.name for a in await store.list_accounts()] == ["other", "owner"]
+
+
+@aio
+async def test_access_keys_belong_to_accounts(store: MetadataStore) -> None:
+    key = AccessKey("AKIAEXAMPLE", "secret", OTHER, 1.0)
+    await store.create_key(key)
+    with pytest.raises(errors.InvalidArgument):
+        await store.create_key(key)
+    assert await store.get_key("AKIAEXAMPLE") == key
+    assert await store.list_keys(OTHER) == [key]
+    assert await store.list_keys(OWNER) == []
+    assert await store.delete_key("AKIAEXAMPLE")
+    assert not await store.delete_key("AKIAEXAMPLE")
+    assert await store.get_key("AKIAEXAMPLE") is None
+
+
+@aio
+async def test_an_account_with_buckets_cannot_be_deleted(store: MetadataStore) -> None:
+    await store.create_key(AccessKey("AKOWNER", "s", OWNER, 1.0))
+    with pytest.raises(errors.InvalidRequest):
+        await store.delete_account(OWNER)
+    await store.delete_bucket(BUCKET)
+    await store.delete_account(OWNER)
+    assert await store.get_account(OWNER) is None
+    assert await store.get_key("AKOWNER") is None
+
+
+@aio
+async def test_settings_round_trip_and_overwrite(store: MetadataStore) -> None:
+    assert await store.get_setting("root") is None
+    await store.set_setting("root", "one")
+    await store.set_setting("root", "two")
+    assert await store.get_setting("root") == "two"
+
+
+# ------------------------------------------------------------------ SQLite only
+
+
+@aio
+async def test_sqlite_data_survives_reopening(tmp_path: Path) -> None:
+    first = SqliteStore(tmp_path / "m.db")
+    await first.open()
+    await first.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+    await first.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
+    await first.put_object(obj("kept", blob(1)))
+    await first.close()
+    second = SqliteStore(tmp_path / "m.db")
+    await second.open()
+    try:
+        kept = await second.get_object(BUCKET, "kept")
+        assert kept is not None and kept.blob_id == blob(1)
+        assert await second.schema_version() == MIGRATIONS[-1][0]
+    finally:
+        await second.close()
+
+
+@aio
+async def test_sqlite_uses_wal_and_full_sync(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "m.db")
+    await store.open()
+    try:
+        conn = store._reader()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        writer = store._write_conn
+        assert writer is not None
+        # synchronous: 2 = FULL (read on the writer's own connection, where it is set).
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert writer.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        await store.close()
+
+
+@aio
+async def test_sqlite_two_stores_on_one_file_write_concurrently(tmp_path: Path) -> None:
+    # Like the server and the admin CLI: two writers, WAL and busy_timeout arbitrate.
+    first, second = SqliteStore(tmp_path / "m.db"), SqliteStore(tmp_path / "m.db")
+    await first.open()
+    await second.open()
+    try:
+        await first.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+        await second.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
+        await asyncio.gather(
+            *(s.put_object(obj(f"{n}-{i:03d}")) for i in range(100)
+              for n, s in (("first", first), ("second", second))))
+        assert len((await first.list_objects(BUCKET)).entries) == 200
+        assert await second.get_object(BUCKET, "first-042") is not None
+    finally:
+        await first.close()
+        await second.close()
+
+
+def test_sqlite_successor_carries_past_0xff_bytes() -> None:
+    assert successor(b"a/") == b"a0"
+    assert successor(b"a\xff") == b"b"
+    assert successor(b"a\xff\xff") == b"b"
+    assert successor(b"\xff\xff") is None
+    assert successor(b"") is None
