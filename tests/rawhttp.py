@@ -61,8 +61,14 @@ def sign_v4(method: str, url: str, headers: dict[str, str] | None = None,
             creds: Credentials | None = None, when: datetime | None = None) -> dict[str, str]:
     """Headers for a SigV4 header-signed request (botocore's signer)."""
     request = AWSRequest(method=method, url=url, headers=dict(headers or {}), data=body)
-    request.headers["x-amz-content-sha256"] = payload_hash or hashlib.sha256(body).hexdigest()
-    signer = S3SigV4Auth(creds or credentials(), "s3", REGION)
+    content_sha256 = payload_hash or hashlib.sha256(body).hexdigest()
+
+    class _Signer(S3SigV4Auth):
+        # botocore picks x-amz-content-sha256 itself; edge cases need to choose it.
+        def payload(self, request: AWSRequest) -> str:
+            return content_sha256
+
+    signer = _Signer(creds or credentials(), "s3", REGION)
     if when is None:
         signer.add_auth(request)
     else:
@@ -104,17 +110,19 @@ def signing_key(secret: str, date: str) -> bytes:
 def chunked_upload(url: str, payload: bytes, chunk_size: int = 65536,
                    trailer: tuple[str, str] | None = None, signed: bool = True,
                    tamper_chunk: int | None = None, extra_headers: dict[str, str] | None = None,
-                   decoded_length: int | None = None) -> tuple[dict[str, str], bytes]:
+                   decoded_length: int | None = None,
+                   content_encoding: bool = True) -> tuple[dict[str, str], bytes]:
     """Headers and an aws-chunked body, signed chunk by chunk when ``signed``."""
     if signed:
         mode = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" if trailer
                 else "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
     else:
         mode = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-    headers = {"Content-Encoding": "aws-chunked",
-               "x-amz-decoded-content-length": str(
+    headers = {"x-amz-decoded-content-length": str(
                    len(payload) if decoded_length is None else decoded_length),
                **(extra_headers or {})}
+    if content_encoding:
+        headers["Content-Encoding"] = "aws-chunked"
     if trailer:
         headers["x-amz-trailer"] = trailer[0]
     now = datetime.now(UTC)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from multidict import CIMultiDictProxy, MultiDictProxy
+from multidict import CIMultiDictProxy, MultiMapping
 
 from cargohold import errors
 from cargohold.auth.model import AuthResult, Principal
@@ -64,7 +64,7 @@ class Context:
     operation: Operation
     bucket_name: str | None
     key: str | None
-    query: MultiDictProxy[str]
+    query: MultiMapping[str]
     headers: CIMultiDictProxy[str]
     auth: AuthResult
     services: Services
