@@ -15,10 +15,14 @@ from multidict import CIMultiDictProxy, MultiMapping
 
 from cargohold import errors
 from cargohold.auth.model import AuthResult, Principal
+from cargohold.cache import TtlCache
 from cargohold.config import Settings
 from cargohold.operations import Operation
-from cargohold.store.base import Bucket, MetadataStore
+from cargohold.store.base import AccessKey, Bucket, MetadataStore
 from cargohold.store.blobs import BlobStore
+
+# How long a worker trusts a cached access key or bucket (see cargohold/cache.py).
+LOOKUP_CACHE_SECONDS = 1.0
 
 
 @dataclass
@@ -28,6 +32,12 @@ class Services:
     settings: Settings
     store: MetadataStore
     blobs: BlobStore
+    keys: TtlCache[AccessKey] = field(init=False)
+    buckets: TtlCache[Bucket] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = TtlCache(self.store.get_key, LOOKUP_CACHE_SECONDS)
+        self.buckets = TtlCache(self.store.get_bucket, LOOKUP_CACHE_SECONDS)
 
 
 class Body(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from email.utils import formatdate, parsedate_to_datetime
@@ -134,7 +135,14 @@ async def put_object(ctx: Context) -> Reply:
 
 
 def http_date(timestamp: float) -> str:
-    return formatdate(int(timestamp), usegmt=True)
+    return _http_date(int(timestamp))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    # Formatting costs more than the rest of a HEAD's header work; objects are read
+    # repeatedly, so their Last-Modified strings are worth keeping.
+    return formatdate(seconds, usegmt=True)
 
 
 def _parse_http_date(value: str | None) -> float | None:

@@ -28,9 +28,21 @@ class Addressing:
             {f".{self.region}.{self.domain}", f".{self.domain}"}, key=len, reverse=True
         )
         self._service_hosts = {self.domain, f"{self.region}.{self.domain}"}
+        self._known: dict[str, str | None] = {}  # Host header -> bucket, a few distinct
 
     def host_bucket(self, host: str) -> str | None:
         """The bucket name a virtual-host-style Host header carries, if any."""
+        try:
+            return self._known[host]
+        except KeyError:
+            pass
+        bucket = self._host_bucket(host)
+        if len(self._known) >= 4096:
+            self._known.clear()
+        self._known[host] = bucket
+        return bucket
+
+    def _host_bucket(self, host: str) -> str | None:
         name = host.lower()
         if name.startswith("["):  # IPv6 literal
             return None

@@ -20,7 +20,7 @@ from cargohold.auth import PayloadReader, SignedRequest, authenticate
 from cargohold.handlers import HANDLERS
 from cargohold.handlers.context import Context, Reply, Services
 from cargohold.http.addressing import Address, Addressing
-from cargohold.http.sendfile import SegmentsResponse
+from cargohold.http.sendfile import file_response
 
 log = logging.getLogger("cargohold.http")
 
@@ -65,7 +65,7 @@ class Dispatcher:
         auth = await authenticate(
             SignedRequest(method=method, raw_path=raw_path, raw_query=raw_query,
                           headers=headers, host_bucket=address.host_bucket),
-            services.store.get_key,
+            services.keys.get,
             max_skew=services.settings.max_skew_seconds,
         )
         handler = HANDLERS.get(operation.name)
@@ -75,7 +75,7 @@ class Dispatcher:
                 " is not implemented by this server.")
         bucket = None
         if address.bucket is not None and operation.name != "CreateBucket":
-            bucket = await services.store.get_bucket(address.bucket)
+            bucket = await services.buckets.get(address.bucket)
             if bucket is None and not auth.principal.is_anonymous:
                 raise errors.NoSuchBucket(BucketName=address.bucket)
         access.authorize(auth.principal, operation, bucket)
@@ -98,7 +98,7 @@ class Dispatcher:
         headers = CIMultiDict(reply.headers)
         _stamp(headers, request_id)
         if reply.segments is not None:
-            return SegmentsResponse.open(reply.segments, status=reply.status, headers=headers)
+            return file_response(reply.segments, status=reply.status, headers=headers)
         if request.method == "HEAD":
             # The length a GET would send; aiohttp keeps an explicit header on HEAD.
             length = reply.content_length if reply.content_length is not None else 0

@@ -20,6 +20,36 @@ from cargohold import errors
 from cargohold.handlers.context import FileSegment
 
 _FALLBACK_CHUNK = 256 * 1024
+# Bodies up to this size are read with pread and sent with the headers in one write.
+# loop.sendfile reads the same page-cache pages on the same thread (a cold read blocks
+# either way), but its machinery (futures, pausing the protocol, waiting for the write
+# buffer to drain) costs ~250 µs of CPU on a 4 KiB GET here; one pread costs a few µs.
+SMALL_BODY = 64 * 1024
+
+
+def file_response(segments: list[FileSegment], *, status: int,
+                  headers: Any) -> web.StreamResponse:
+    """A response whose body is ``segments``: inline bytes when small, else sendfile."""
+    if sum(s.length for s in segments) <= SMALL_BODY:
+        return web.Response(status=status, headers=headers, body=_read_small(segments))
+    return SegmentsResponse.open(segments, status=status, headers=headers)
+
+
+def _read_small(segments: list[FileSegment]) -> bytes:
+    pieces = []
+    for segment in segments:
+        try:
+            fd = os.open(segment.path, os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise errors.InternalError("The object's data is missing.") from exc
+        try:
+            data = os.pread(fd, segment.length, segment.offset)
+        finally:
+            os.close(fd)
+        if len(data) != segment.length:
+            raise errors.InternalError("The object's data is shorter than its record.")
+        pieces.append(data)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 class SegmentsResponse(web.StreamResponse):

@@ -1,0 +1,95 @@
+"""The admin CLI: accounts and keys, against the store of a running server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import ServerProcess, make_client
+from tests.test_buckets import error_code
+
+
+def admin(server: ServerProcess, *args: str, check: bool = True) -> Any:
+    result = subprocess.run(
+        [sys.executable, "-m", "cargohold", "admin", "--data-dir", str(server.data_dir),
+         "--json", *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+    return result
+
+
+def test_a_new_account_gets_working_keys_and_its_own_buckets(server: ServerProcess,
+                                                             s3: Any, bucket: str) -> None:
+    name = f"alice-{uuid.uuid4().hex[:6]}"
+    created = admin(server, "account", "create", name, "--display-name", "Alice A.",
+                    "--email", "alice@example.com")
+    assert len(created["canonical_id"]) == 64
+    assert created["secret_key"]
+    alice = make_client(server.endpoint, created["access_key"], created["secret_key"])
+    own = f"alice-{uuid.uuid4().hex[:8]}"
+    alice.create_bucket(Bucket=own)
+    listing = alice.list_buckets()
+    assert [b["Name"] for b in listing["Buckets"]] == [own]
+    assert listing["Owner"] == {"ID": created["canonical_id"], "DisplayName": "Alice A."}
+    # Another account's bucket is off limits, and its name is taken.
+    with pytest.raises(ClientError) as exc:
+        alice.list_objects_v2(Bucket=bucket)
+    assert error_code(exc) == "AccessDenied"
+    with pytest.raises(ClientError) as exc:
+        alice.create_bucket(Bucket=bucket)
+    assert error_code(exc) == "BucketAlreadyExists"
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=own, Key="intruder", Body=b"x")
+    assert error_code(exc) == "AccessDenied"
+    accounts = {a["name"]: a for a in admin(server, "account", "list")}
+    assert accounts[name]["display_name"] == "Alice A."
+    assert accounts[name]["canonical_id"] != accounts["root"]["canonical_id"]
+
+
+def test_a_deleted_key_stops_working_within_a_second(server: ServerProcess) -> None:
+    name = f"bob-{uuid.uuid4().hex[:6]}"
+    admin(server, "account", "create", name)
+    key = admin(server, "key", "create", "--account", name,
+                "--access-key", f"BOBKEY{uuid.uuid4().hex[:10].upper()}",
+                "--secret-key", "bob-secret-0123456789")
+    bob = make_client(server.endpoint, key["access_key"], key["secret_key"])
+    bob.list_buckets()
+    listed = [k["access_key"] for k in admin(server, "key", "list", "--account", name)]
+    assert key["access_key"] in listed
+    assert all("secret_key" not in k for k in admin(server, "key", "list"))
+    admin(server, "key", "delete", key["access_key"])
+    time.sleep(1.2)
+    with pytest.raises(ClientError) as exc:
+        bob.list_buckets()
+    assert error_code(exc) == "InvalidAccessKeyId"
+
+
+def test_an_account_that_owns_buckets_cannot_be_deleted(server: ServerProcess) -> None:
+    name = f"carol-{uuid.uuid4().hex[:6]}"
+    created = admin(server, "account", "create", name)
+    carol = make_client(server.endpoint, created["access_key"], created["secret_key"])
+    own = f"carol-{uuid.uuid4().hex[:8]}"
+    carol.create_bucket(Bucket=own)
+    refused = admin(server, "account", "delete", name, check=False)
+    assert refused.returncode != 0
+    carol.delete_bucket(Bucket=own)
+    admin(server, "account", "delete", name)
+    assert name not in [a["name"] for a in admin(server, "account", "list")]
+
+
+def test_duplicate_account_names_and_keys_are_refused(server: ServerProcess) -> None:
+    name = f"dave-{uuid.uuid4().hex[:6]}"
+    admin(server, "account", "create", name)
+    assert admin(server, "account", "create", name, check=False).returncode != 0
+    root_key = admin(server, "key", "list", "--account", "root")[0]["access_key"]
+    duplicate = admin(server, "key", "create", "--account", name, "--access-key", root_key,
+                      "--secret-key", "x" * 20, check=False)
+    assert duplicate.returncode != 0
