@@ -77,13 +77,18 @@ def test_replaced_and_deleted_objects_free_their_blobs(tmp_path: Path) -> None:
                          extra_args=["--gc-interval-seconds", "0.3"]).start()
     client: Any = make_client(proc.endpoint)
     client.create_bucket(Bucket="gc-test")
-    client.put_object(Bucket="gc-test", Key="a", Body=b"1" * 1000)
-    client.put_object(Bucket="gc-test", Key="a", Body=b"2" * 1000)
-    client.put_object(Bucket="gc-test", Key="b", Body=b"3" * 1000)
+    big = 200 * 1024  # above the inline size: these live in blob files
+    client.put_object(Bucket="gc-test", Key="a", Body=b"1" * big)
+    client.put_object(Bucket="gc-test", Key="a", Body=b"2" * big)
+    client.put_object(Bucket="gc-test", Key="b", Body=b"3" * big)
     client.delete_object(Bucket="gc-test", Key="b")
+    # A large object replaced by a small (inline) one frees its blob too.
+    client.put_object(Bucket="gc-test", Key="c", Body=b"4" * big)
+    client.put_object(Bucket="gc-test", Key="c", Body=b"small now")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and len(blob_files(data_dir)) != 1:
         time.sleep(0.2)
     assert len(blob_files(data_dir)) == 1
-    assert client.get_object(Bucket="gc-test", Key="a")["Body"].read() == b"2" * 1000
+    assert client.get_object(Bucket="gc-test", Key="a")["Body"].read() == b"2" * big
+    assert client.get_object(Bucket="gc-test", Key="c")["Body"].read() == b"small now"
     proc.stop()

@@ -782,3 +782,25 @@ def test_sqlite_successor_carries_past_0xff_bytes() -> None:
     assert successor(b"a\xff\xff") == b"b"
     assert successor(b"\xff\xff") is None
     assert successor(b"") is None
+
+
+@aio
+async def test_small_objects_keep_their_bytes_inline_until_replaced_or_deleted(
+        store: MetadataStore) -> None:
+    inline = ObjectRecord(bucket=BUCKET, key="tiny", blob_id="", size=5, etag="e" * 32,
+                          last_modified=time.time(), inline=b"hello")
+    await store.put_object(inline)
+    got = await store.get_object(BUCKET, "tiny")
+    assert got is not None and got.inline == b"hello"
+    listed = (await store.list_objects(BUCKET)).entries
+    assert [(e.key, e.size) for e in listed] == [("tiny", 5)]
+    await store.put_object(obj("tiny", blob(7), size=100))
+    replaced = await store.get_object(BUCKET, "tiny")
+    assert replaced is not None and replaced.inline is None and replaced.blob_id == blob(7)
+    await store.put_object(inline)
+    assert blob(7) in await store.pending_blob_deletions()
+    await store.delete_object(BUCKET, "tiny")
+    assert await store.get_object(BUCKET, "tiny") is None
+    await store.put_object(obj("tiny", blob(8), size=100))
+    again = await store.get_object(BUCKET, "tiny")
+    assert again is not None and again.inline is None

@@ -14,20 +14,29 @@ from dataclasses import dataclass
 from cargohold import checksums, errors
 from cargohold.handlers.context import Context
 
+# Bodies up to this size are kept in memory and stored inline in the metadata row: their
+# PUT then costs one share of a group commit instead of a file, a rename and two fsyncs
+# (~700 µs of CPU and ~1.5 ms on this kind of VM).
+INLINE_MAX = 64 * 1024
+
 
 @dataclass(frozen=True)
 class Received:
-    blob_id: str
+    blob_id: str  # "" when the bytes are inline (or the body was empty)
     size: int
     md5_hex: str
     checksums: dict[str, str]  # algorithm -> base64, every checksum computed
+    inline: bytes | None = None
 
 
-async def receive_body(ctx: Context, max_size: int, also_compute: str = "") -> Received:
-    """Stream the request body into a durable blob; raise an S3 error on any mismatch.
+async def receive_body(ctx: Context, max_size: int, also_compute: str = "",
+                       allow_inline: bool = True) -> Received:
+    """Receive the request body, verified; raise an S3 error on any mismatch.
 
-    ``also_compute`` names a checksum algorithm to compute even if the client sent none
-    (a multipart upload created with one needs it for every part).
+    Small bodies (``allow_inline``) come back as bytes for the metadata store; others are
+    streamed into a durable blob. ``also_compute`` names a checksum algorithm to compute
+    even if the client sent none (a multipart upload created with one needs it for every
+    part).
     """
     if ctx.content_length is None:
         raise errors.MissingContentLength()
@@ -40,6 +49,8 @@ async def receive_body(ctx: Context, max_size: int, also_compute: str = "") -> R
                      if ctx.auth.payload_mode.has_trailer else [])
     plan = checksums.ChecksumPlan(ctx.headers, trailer_names, also_compute=also_compute)
     md5 = hashlib.md5(usedforsecurity=False)
+    if allow_inline and ctx.content_length <= INLINE_MAX:
+        return await _receive_inline(ctx, plan, md5, expected_md5)
     writer = ctx.services.blobs.open_writer([md5, *plan.hashers.values()])
     try:
         async for chunk in ctx.body.chunks():
@@ -65,3 +76,27 @@ async def receive_body(ctx: Context, max_size: int, also_compute: str = "") -> R
         raise
     return Received(blob_id=blob_id, size=writer.size, md5_hex=md5.hexdigest(),
                     checksums=computed)
+
+
+async def _receive_inline(ctx: Context, plan: checksums.ChecksumPlan,
+                          md5: hashlib._Hash, expected_md5: bytes | None) -> Received:
+    """A small body: buffered (at most INLINE_MAX bytes) and hashed on the loop."""
+    assert ctx.content_length is not None
+    pieces: list[bytes] = []
+    size = 0
+    async for chunk in ctx.body.chunks():
+        size += len(chunk)
+        if size > ctx.content_length:
+            raise errors.InvalidRequest("The body is longer than its declared length.")
+        pieces.append(chunk)
+    plan.add_trailer(ctx.body.trailers)
+    if size != ctx.content_length:
+        raise errors.IncompleteBody()
+    data = b"".join(pieces)
+    md5.update(data)
+    for hasher in plan.hashers.values():
+        hasher.update(data)
+    if expected_md5 is not None and md5.digest() != expected_md5:
+        raise errors.BadDigest("The Content-MD5 you specified did not match what we received.")
+    return Received(blob_id="", size=size, md5_hex=md5.hexdigest(), checksums=plan.verify(),
+                    inline=data if data else None)

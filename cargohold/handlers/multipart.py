@@ -109,7 +109,8 @@ def _part_number(raw: str | None) -> int:
 async def upload_part(ctx: Context) -> Reply:
     number = _part_number(ctx.query.get("partNumber"))
     upload = await _load_upload(ctx)
-    received = await receive_body(ctx, MAX_PART_SIZE, also_compute=upload.checksum_algorithm)
+    received = await receive_body(ctx, MAX_PART_SIZE, also_compute=upload.checksum_algorithm,
+                                  allow_inline=False)
     part = UploadedPart(upload_id=upload.upload_id, number=number, blob_id=received.blob_id,
                         size=received.size, etag=received.md5_hex,
                         last_modified=time.time(), checksums=received.checksums)

@@ -111,7 +111,7 @@ async def put_object(ctx: Context) -> Reply:
     computed = received.checksums
     record = ObjectRecord(
         bucket=bucket.name, key=key, blob_id=received.blob_id, size=received.size,
-        etag=received.md5_hex,
+        etag=received.md5_hex, inline=received.inline,
         last_modified=time.time(),
         content_type=ctx.headers.get("Content-Type") or "binary/octet-stream",
         headers=headers, metadata=metadata,
@@ -295,6 +295,8 @@ async def get_or_head_object(ctx: Context) -> Reply:
     length = end - start + 1 if size else 0
     if ctx.method == "HEAD":
         return Reply(status=status, headers=headers, content_length=length)
+    if record.inline is not None:
+        return Reply(status=status, headers=headers, body=record.inline[start:start + length])
     return Reply(status=status, headers=headers,
                  segments=object_segments(ctx, record, start, length))
 

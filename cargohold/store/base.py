@@ -88,6 +88,9 @@ class ObjectRecord:
     # A multipart object's manifest, in order; empty for single-blob objects (then
     # ``blob_id`` holds the bytes, and is "" when the manifest is used).
     parts: tuple[PartRef, ...] = ()
+    # Small objects' bytes live in the metadata store (``blob_id`` is then ""): their PUTs
+    # ride the group commit instead of paying a file, a rename and two fsyncs each.
+    inline: bytes | None = field(default=None, repr=False)
 
     def blob_ids(self) -> list[str]:
         """Every blob this object owns."""

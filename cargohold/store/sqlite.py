@@ -198,6 +198,19 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
             "CREATE INDEX upload_parts_blob ON upload_parts(blob_id)",
         ),
     ),
+    (
+        3,
+        (
+            # Inline bytes of small objects, apart from the objects table so listings keep
+            # reading dense rows (a WITHOUT ROWID row this size would spill into overflow).
+            """CREATE TABLE object_data (
+                   bucket TEXT NOT NULL,
+                   key BLOB NOT NULL,
+                   data BLOB NOT NULL,
+                   PRIMARY KEY (bucket, key)
+               )""",
+        ),
+    ),
 ]
 
 _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -210,6 +223,12 @@ _OBJECT_COLUMNS: Final = (
     "headers, metadata, checksums, storage_class, parts"
 )
 _SELECT_OBJECT: Final = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?"
+_SELECT_OBJECT_WITH_DATA: Final = (
+    "SELECT o.key, o.version_id, o.blob_id, o.size, o.etag, o.last_modified, o.content_type, "
+    "o.headers, o.metadata, o.checksums, o.storage_class, o.parts, d.data FROM objects o "
+    "LEFT JOIN object_data d ON d.bucket = o.bucket AND d.key = o.key "
+    "WHERE o.bucket = ? AND o.key = ?"
+)
 _LIST_BOUNDED: Final = (
     f"SELECT {_OBJECT_COLUMNS} FROM objects "
     "WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?"
@@ -292,6 +311,7 @@ def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
         checksums=_dict(row[9]),
         storage_class=row[10],
         parts=_parts(row[11]),
+        inline=row[12] if len(row) > 12 else None,
     )
 
 
@@ -830,7 +850,8 @@ class SqliteStore(MetadataStore):
 
     async def get_object(self, bucket: str, key: str) -> ObjectRecord | None:
         """The current object at (bucket, key); ``None`` if absent (bucket not checked)."""
-        row = self._reader().execute(_SELECT_OBJECT, (bucket, key_bytes(key))).fetchone()
+        row = self._reader().execute(
+            _SELECT_OBJECT_WITH_DATA, (bucket, key_bytes(key))).fetchone()
         return None if row is None else _record(bucket, key, row)
 
     async def put_object(
@@ -1149,6 +1170,11 @@ def _store_object(
             _parts_json(record.parts),
         ),
     )
+    if record.inline is not None:
+        conn.execute("INSERT OR REPLACE INTO object_data (bucket, key, data) VALUES (?, ?, ?)",
+                     (record.bucket, kb, record.inline))
+    elif current is not None:
+        conn.execute("DELETE FROM object_data WHERE bucket = ? AND key = ?", (record.bucket, kb))
     new_ids = record.blob_ids()
     if current is not None:
         old_parts = _parts(current[2])
@@ -1178,6 +1204,7 @@ def _delete_one(
         return None
     removed = _record(bucket, key, row)
     conn.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, kb))
+    conn.execute("DELETE FROM object_data WHERE bucket = ? AND key = ?", (bucket, kb))
     if removed.parts:
         conn.execute("DELETE FROM object_parts WHERE bucket = ? AND key = ?", (bucket, kb))
     for blob_id in removed.blob_ids():
