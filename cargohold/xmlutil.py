@@ -7,6 +7,7 @@ string joins are several times cheaper than building an element tree.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from xml.etree.ElementTree import Element
@@ -19,13 +20,13 @@ from cargohold import errors
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
                           "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"})
 
 
 def escape(text: str) -> str:
     """Escape text for an element or attribute (keys may hold any character)."""
-    return text.translate(_ESCAPES)
+    return text.translate(XML_ESCAPES)
 
 
 def parse(body: bytes, max_size: int) -> Element:
@@ -65,7 +66,13 @@ def iso_time(timestamp: float) -> str:
     """S3's timestamp form in XML: 2006-02-03T16:45:09.000Z (milliseconds)."""
     whole = int(timestamp)
     millis = int((timestamp - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    return f"{_iso_seconds(whole)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=8192)
+def _iso_seconds(whole: int) -> str:
+    # A listing page formats a thousand timestamps, mostly from the same few seconds.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
 
 def error_document(code: str, message: str, resource: str, request_id: str,

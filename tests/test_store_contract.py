@@ -22,6 +22,7 @@ from cargohold.store.base import (
     AccessKey,
     Account,
     Bucket,
+    ListEntry,
     ListPage,
     MetadataStore,
     ObjectRecord,
@@ -307,14 +308,15 @@ async def test_listing_a_missing_bucket_is_no_such_bucket(store: MetadataStore) 
 
 
 @aio
-async def test_listing_returns_full_records(store: MetadataStore) -> None:
+async def test_listing_returns_what_a_listing_shows_of_each_object(store: MetadataStore) -> None:
     record = ObjectRecord(
         bucket=BUCKET, key="k", blob_id=blob(1), size=5, etag="0" * 32,
         last_modified=1700000000.123456, content_type="text/plain",
         headers={"cache-control": "max-age=60"}, metadata={"colour": "blå"},
         checksums={"CRC32": "AAAAAA=="}, storage_class="STANDARD")
     await store.put_object(record)
-    assert (await store.list_objects(BUCKET)).entries == [record]
+    assert (await store.list_objects(BUCKET)).entries == [ListEntry(
+        "k", 5, "0" * 32, 1700000000.123456, "STANDARD", "CRC32", "FULL_OBJECT")]
     assert await store.get_object(BUCKET, "k") == record
 
 
@@ -575,7 +577,7 @@ async def test_completing_an_upload_stores_the_manifest_and_frees_unused_parts(
     record = manifest_record("big", blob(1), blob(3))
     await store.complete_upload("u1", record)
     assert await store.get_object(BUCKET, "big") == record
-    assert (await store.list_objects(BUCKET)).entries == [record]
+    assert (await store.list_objects(BUCKET)).entries == [ListEntry.of(record)]
     assert await store.get_upload(BUCKET, "big", "u1") is None
     assert sorted(await store.pending_blob_deletions()) == [blob(2), blob(9)]
     assert await store.referenced_blobs([blob(1), blob(2), blob(3)]) == {blob(1), blob(3)}

@@ -14,15 +14,19 @@ from urllib.parse import quote_plus
 
 from cargohold import errors, xmlutil
 from cargohold.handlers.context import Context, Handler, Reply
-from cargohold.store.base import NULL_VERSION, Account, ListPage, ObjectRecord
+from cargohold.store.base import NULL_VERSION, Account, ListEntry, ListPage
 
 MAX_KEYS = 1000
+
+
+def _identity(value: str) -> str:
+    return value
 
 
 def _encoder(ctx: Context) -> Callable[[str], str]:
     encoding = ctx.query.get("encoding-type")
     if encoding is None:
-        return lambda value: value
+        return _identity
     if encoding.lower() != "url":
         raise errors.InvalidEncodingType(ArgumentName="encoding-type",
                                          ArgumentValue=encoding)
@@ -60,22 +64,25 @@ def _owner_xml(owner: Account | None, owner_id: str) -> str:
             f"{xmlutil.element('DisplayName', display)}</Owner>")
 
 
-def _contents(entries: list[ObjectRecord], enc: Callable[[str], str], owner_xml: str | None,
-              tag: str = "Contents", versions: bool = False) -> list[str]:
+def _contents(entries: list[ListEntry], enc: Callable[[str], str] | None,
+              owner_xml: str | None, tag: str = "Contents", versions: bool = False) -> list[str]:
+    """Entry elements; ``enc`` None means keys go out as they are (escaped)."""
     parts = []
-    for record in entries:
-        version = (f"<VersionId>{record.version_id}</VersionId><IsLatest>true</IsLatest>"
+    owner = owner_xml or ""
+    iso_time = xmlutil.iso_time
+    table = xmlutil.XML_ESCAPES
+    for entry in entries:
+        key = entry.key if enc is None else enc(entry.key)
+        version = (f"<VersionId>{entry.version_id}</VersionId><IsLatest>true</IsLatest>"
                    if versions else "")
-        checksum = next((a for a in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
-                         if a in record.checksums), None)
-        checksum_xml = (f"<ChecksumAlgorithm>{checksum}</ChecksumAlgorithm>"
-                        f"<ChecksumType>{record.checksums.get('type', 'FULL_OBJECT')}"
-                        "</ChecksumType>" if checksum and not versions else "")
+        checksum = (f"<ChecksumAlgorithm>{entry.checksum_algorithm}</ChecksumAlgorithm>"
+                    f"<ChecksumType>{entry.checksum_type}</ChecksumType>"
+                    if entry.checksum_algorithm and not versions else "")
         parts.append(
-            f"<{tag}><Key>{xmlutil.escape(enc(record.key))}</Key>{version}"
-            f"<LastModified>{xmlutil.iso_time(record.last_modified)}</LastModified>"
-            f"<ETag>&quot;{record.etag}&quot;</ETag>{checksum_xml}<Size>{record.size}</Size>"
-            f"{owner_xml or ''}<StorageClass>{record.storage_class}</StorageClass></{tag}>"
+            f"<{tag}><Key>{key.translate(table)}</Key>{version}"
+            f"<LastModified>{iso_time(entry.last_modified)}</LastModified>"
+            f"<ETag>&quot;{entry.etag}&quot;</ETag>{checksum}<Size>{entry.size}</Size>"
+            f"{owner}<StorageClass>{entry.storage_class}</StorageClass></{tag}>"
         )
     return parts
 
@@ -114,7 +121,7 @@ async def list_objects(ctx: Context) -> Reply:
     # S3 sends NextMarker only with a delimiter; without one clients use the last Key.
     if page.is_truncated and ctx.query.get("delimiter") and page.next_marker is not None:
         parts.append(xmlutil.element("NextMarker", enc(page.next_marker)))
-    parts += _contents(page.entries, enc, owner)
+    parts += _contents(page.entries, None if enc is _identity else enc, owner)
     parts += _prefixes(page.common_prefixes, enc)
     return Reply(body=xmlutil.document("ListBucketResult", parts),
                  headers={"Content-Type": "application/xml"})
@@ -162,7 +169,7 @@ async def list_objects_v2(ctx: Context) -> Reply:
     parts.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
     if page.is_truncated and page.next_marker is not None:
         parts.append(xmlutil.element("NextContinuationToken", _encode_token(page.next_marker)))
-    parts += _contents(page.entries, enc, owner)
+    parts += _contents(page.entries, None if enc is _identity else enc, owner)
     parts += _prefixes(page.common_prefixes, enc)
     return Reply(body=xmlutil.document("ListBucketResult", parts),
                  headers={"Content-Type": "application/xml"})
@@ -192,7 +199,8 @@ async def list_object_versions(ctx: Context) -> Reply:
         parts.append(xmlutil.element("NextKeyMarker", enc(page.next_marker)))
         if page.entries and page.entries[-1].key == page.next_marker:
             parts.append(xmlutil.element("NextVersionIdMarker", NULL_VERSION))
-    parts += _contents(page.entries, enc, owner, tag="Version", versions=True)
+    parts += _contents(page.entries, None if enc is _identity else enc, owner, tag="Version",
+                       versions=True)
     parts += _prefixes(page.common_prefixes, enc)
     return Reply(body=xmlutil.document("ListVersionsResult", parts),
                  headers={"Content-Type": "application/xml"})

@@ -19,7 +19,7 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 NULL_VERSION = "null"
 
@@ -136,6 +136,27 @@ class UploadPage:
     next_upload_id_marker: str | None
 
 
+class ListEntry(NamedTuple):
+    """What a listing shows of one object (a tuple: a 1000-key page builds a thousand)."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: float
+    storage_class: str
+    checksum_algorithm: str  # "" when the object has no flexible checksum
+    checksum_type: str  # "FULL_OBJECT" | "COMPOSITE" | ""
+    version_id: str = NULL_VERSION
+
+    @classmethod
+    def of(cls, record: ObjectRecord) -> ListEntry:
+        algorithm = next((a for a in record.checksums if a != "type"), "")
+        return cls(record.key, record.size, record.etag, record.last_modified,
+                   record.storage_class, algorithm,
+                   record.checksums.get("type", "FULL_OBJECT") if algorithm else "",
+                   record.version_id)
+
+
 @dataclass(frozen=True)
 class ListPage:
     """One page of a listing.
@@ -145,7 +166,7 @@ class ListPage:
     encodes), ``None`` when the page is not truncated.
     """
 
-    entries: list[ObjectRecord]
+    entries: list[ListEntry]
     common_prefixes: list[str]
     is_truncated: bool
     next_marker: str | None

@@ -58,6 +58,7 @@ from cargohold.store.base import (
     AccessKey,
     Account,
     Bucket,
+    ListEntry,
     ListPage,
     MetadataStore,
     ObjectRecord,
@@ -229,12 +230,13 @@ _SELECT_OBJECT_WITH_DATA: Final = (
     "LEFT JOIN object_data d ON d.bucket = o.bucket AND d.key = o.key "
     "WHERE o.bucket = ? AND o.key = ?"
 )
+_LIST_COLUMNS: Final = "key, size, etag, last_modified, storage_class, checksums, version_id"
 _LIST_BOUNDED: Final = (
-    f"SELECT {_OBJECT_COLUMNS} FROM objects "
+    f"SELECT {_LIST_COLUMNS} FROM objects "
     "WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?"
 )
 _LIST_UNBOUNDED: Final = (
-    f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?"
+    f"SELECT {_LIST_COLUMNS} FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?"
 )
 _UPSERT_OBJECT: Final = (
     "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
@@ -313,6 +315,13 @@ def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
         parts=_parts(row[11]),
         inline=row[12] if len(row) > 12 else None,
     )
+
+
+def _list_entry(key: str, row: Sequence[Any]) -> ListEntry:
+    checksums = _dict(row[5])
+    algorithm = next((a for a in checksums if a != "type"), "")
+    kind = checksums.get("type", "FULL_OBJECT") if algorithm else ""
+    return ListEntry(key, row[1], row[2], row[3], row[4], algorithm, kind, row[6])
 
 
 def _parts_json(parts: Sequence[PartRef]) -> str:
@@ -1318,13 +1327,13 @@ def _list(
         return ListPage([], [], False, None), 0
     query = _range_query(conn, _LIST_BOUNDED, _LIST_UNBOUNDED, bucket, prefix)
     items, truncated, rows_read = _seek_scan(query, prefix, delimiter, low, max_keys)
-    entries: list[ObjectRecord] = []
+    entries: list[ListEntry] = []
     prefixes: list[str] = []
     for key, row in items:
         if row is None:
             prefixes.append(key.decode("utf-8"))
         else:
-            entries.append(_record(bucket, key.decode("utf-8"), row))
+            entries.append(_list_entry(key.decode("utf-8"), row))
     next_marker = items[-1][0].decode("utf-8") if truncated else None
     return ListPage(entries, prefixes, truncated, next_marker), rows_read
 
