@@ -80,15 +80,15 @@ class Dispatcher:
                 raise errors.NoSuchBucket(BucketName=address.bucket)
         access.authorize(auth.principal, operation, bucket)
         content_length = _payload_length(request, auth.payload_mode.is_chunked)
+        stream: Any = request.content
         if (request.version == HttpVersion11
                 and headers.get("Expect", "").lower() == "100-continue"):
-            # Only now, after authentication and the access check, invite the body.
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            stream = _ContinueOnFirstRead(request)
         ctx = Context(
             request_id=request_id, method=method, operation=operation,
             bucket_name=address.bucket, key=address.key, query=query, headers=headers,
             auth=auth, services=services,
-            body=PayloadReader(request.content, auth, headers),
+            body=PayloadReader(stream, auth, headers),
             content_length=content_length, bucket=bucket,
         )
         return await handler(ctx)
@@ -117,6 +117,25 @@ class Dispatcher:
         headers["Content-Type"] = "application/xml"
         body = xmlutil.error_document(exc.code, exc.message, resource, request_id, exc.fields)
         return web.Response(status=exc.status, headers=headers, body=body)
+
+
+class _ContinueOnFirstRead:
+    """The request body, inviting it with ``100 Continue`` only when first read.
+
+    Authentication, the access check and everything a handler validates before reading
+    (sizes, names, upload ids) answer first, so a refused upload is refused before the
+    client sends its body.
+    """
+
+    def __init__(self, request: web.BaseRequest) -> None:
+        self._request = request
+        self._invited = False
+
+    async def read(self, n: int = -1) -> bytes:
+        if not self._invited:
+            self._invited = True
+            await self._request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return await self._request.content.read(n)
 
 
 def _stamp(headers: CIMultiDict[Any], request_id: str) -> None:
