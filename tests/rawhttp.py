@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from unittest import mock
@@ -50,6 +51,16 @@ def send(method: str, url: str, headers: dict[str, str] | None = None,
         return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:
         conn.close()
+
+
+def open_request(port: int, method: str, target: str, headers: dict[str, str],
+                 extra: list[str]) -> socket.socket:
+    """A connection with a request head sent and no body yet (for Expect and truncation)."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra]
+    lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return sock
 
 
 def credentials(access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> Credentials:

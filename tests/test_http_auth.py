@@ -282,11 +282,8 @@ def test_expect_100_continue_refusal_arrives_before_the_body(server: ServerProce
     url = f"{server.endpoint}/{bucket}/expect"
     headers = rawhttp.sign_v4("PUT", url, body=b"x" * 10,
                               creds=rawhttp.credentials(secret_key="wrong"))
-    request = [f"PUT /{bucket}/expect HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
-               "Expect: 100-Continue", "Content-Length: 10"]
-    request += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
+    with rawhttp.open_request(server.port, "PUT", f"/{bucket}/expect", headers,
+                              ["Expect: 100-Continue", "Content-Length: 10"]) as sock:
         first = sock.recv(65536)
     assert first.startswith(b"HTTP/1.1 403"), first[:100]
 
@@ -296,11 +293,8 @@ def test_expect_100_continue_is_answered_after_authentication(server: ServerProc
     body = b"y" * 10
     url = f"{server.endpoint}/{bucket}/expect-ok"
     headers = rawhttp.sign_v4("PUT", url, body=body)
-    request = [f"PUT /{bucket}/expect-ok HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
-               "Expect: 100-continue", "Content-Length: 10"]
-    request += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
+    with rawhttp.open_request(server.port, "PUT", f"/{bucket}/expect-ok", headers,
+                              ["Expect: 100-continue", "Content-Length: 10"]) as sock:
         interim = sock.recv(65536)
         assert interim.startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(body)
@@ -314,11 +308,9 @@ def test_body_shorter_than_content_length_is_incomplete(server: ServerProcess, s
     body = b"z" * 100
     url = f"{server.endpoint}/{bucket}/short-plain"
     headers = rawhttp.sign_v4("PUT", url, body=body, payload_hash="UNSIGNED-PAYLOAD")
-    request = [f"PUT /{bucket}/short-plain HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
-               "Content-Length: 100"]
-    request += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode() + body[:40])
+    with rawhttp.open_request(server.port, "PUT", f"/{bucket}/short-plain", headers,
+                              ["Content-Length: 100"]) as sock:
+        sock.sendall(body[:40])
         sock.shutdown(socket.SHUT_WR)
         sock.recv(65536)
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0

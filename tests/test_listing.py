@@ -25,22 +25,22 @@ def filled(s3: Any, bucket: str) -> str:
     return bucket
 
 
-def all_v2(s3: Any, bucket: str, **kwargs: Any) -> tuple[list[str], list[str]]:
+def walk(s3: Any, operation: str, bucket: str, **kwargs: Any) -> tuple[list[str], list[str]]:
+    """Every key and common prefix a boto3 paginator visits."""
     keys: list[str] = []
     prefixes: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, **kwargs):
+    for page in s3.get_paginator(operation).paginate(Bucket=bucket, **kwargs):
         keys += [o["Key"] for o in page.get("Contents", [])]
         prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
     return keys, prefixes
+
+
+def all_v2(s3: Any, bucket: str, **kwargs: Any) -> tuple[list[str], list[str]]:
+    return walk(s3, "list_objects_v2", bucket, **kwargs)
 
 
 def all_v1(s3: Any, bucket: str, **kwargs: Any) -> tuple[list[str], list[str]]:
-    keys: list[str] = []
-    prefixes: list[str] = []
-    for page in s3.get_paginator("list_objects").paginate(Bucket=bucket, **kwargs):
-        keys += [o["Key"] for o in page.get("Contents", [])]
-        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
-    return keys, prefixes
+    return walk(s3, "list_objects", bucket, **kwargs)
 
 
 def test_listing_returns_every_key_in_byte_order(s3: Any, filled: str) -> None:

@@ -140,11 +140,8 @@ def test_oversize_put_is_refused_before_the_body_is_sent(server: ServerProcess,
     size = 5 * 1024**3 + 1
     url = f"{server.endpoint}/{bucket}/huge"
     headers = rawhttp.sign_v4("PUT", url, payload_hash="UNSIGNED-PAYLOAD")
-    lines = [f"PUT /{bucket}/huge HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
-             "Expect: 100-continue", f"Content-Length: {size}"]
-    lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    with rawhttp.open_request(server.port, "PUT", f"/{bucket}/huge", headers,
+                              ["Expect: 100-continue", f"Content-Length: {size}"]) as sock:
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 400")
     assert b"<Code>EntityTooLarge</Code>" in answer

@@ -25,6 +25,8 @@ from cargohold.http.sendfile import file_response
 log = logging.getLogger("cargohold.http")
 
 SERVER_NAME = "cargohold"
+# Largest body each object-writing operation accepts (checked before 100 Continue).
+_BODY_LIMITS = {"PutObject": 5 * 1024**3, "UploadPart": 5 * 1024**3}
 
 
 class Dispatcher:
@@ -80,15 +82,23 @@ class Dispatcher:
                 raise errors.NoSuchBucket(BucketName=address.bucket)
         access.authorize(auth.principal, operation, bucket)
         content_length = _payload_length(request, auth.payload_mode.is_chunked)
-        stream: Any = request.content
+        limit = _BODY_LIMITS.get(operation.name)
+        if content_length is not None and limit is not None:
+            limit = min(limit, services.settings.max_object_size) if (
+                operation.name == "PutObject") else limit
+            if content_length > limit:
+                raise errors.EntityTooLarge(ProposedSize=str(content_length),
+                                            MaxSizeAllowed=str(limit))
         if (request.version == HttpVersion11
                 and headers.get("Expect", "").lower() == "100-continue"):
-            stream = _ContinueOnFirstRead(request)
+            # Only now, after authentication, the access check and the size check, invite
+            # the body: a refused upload is refused before it is sent.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         ctx = Context(
             request_id=request_id, method=method, operation=operation,
             bucket_name=address.bucket, key=address.key, query=query, headers=headers,
             auth=auth, services=services,
-            body=PayloadReader(stream, auth, headers),
+            body=PayloadReader(request.content, auth, headers),
             content_length=content_length, bucket=bucket,
         )
         return await handler(ctx)
@@ -117,25 +127,6 @@ class Dispatcher:
         headers["Content-Type"] = "application/xml"
         body = xmlutil.error_document(exc.code, exc.message, resource, request_id, exc.fields)
         return web.Response(status=exc.status, headers=headers, body=body)
-
-
-class _ContinueOnFirstRead:
-    """The request body, inviting it with ``100 Continue`` only when first read.
-
-    Authentication, the access check and everything a handler validates before reading
-    (sizes, names, upload ids) answer first, so a refused upload is refused before the
-    client sends its body.
-    """
-
-    def __init__(self, request: web.BaseRequest) -> None:
-        self._request = request
-        self._invited = False
-
-    async def read(self, n: int = -1) -> bytes:
-        if not self._invited:
-            self._invited = True
-            await self._request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return await self._request.content.read(n)
 
 
 def _stamp(headers: CIMultiDict[Any], request_id: str) -> None:
