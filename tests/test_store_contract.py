@@ -806,3 +806,31 @@ async def test_small_objects_keep_their_bytes_inline_until_replaced_or_deleted(
     await store.put_object(obj("tiny", blob(8), size=100))
     again = await store.get_object(BUCKET, "tiny")
     assert again is not None and again.inline is None
+
+
+@aio
+async def test_upgrading_the_schema_backfills_listing_checksum_columns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cargohold.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 3])
+    old = SqliteStore(tmp_path / "m.db")
+    await old.open()
+    await old.create_account(Account(OWNER, "owner", "Owner", "", time.time()))
+    await old.create_bucket(Bucket(BUCKET, OWNER, "nyc3", time.time()), 100)
+    conn = old._write_conn
+    assert conn is not None
+    conn.execute(
+        "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
+        "content_type, checksums) VALUES (?, ?, 'null', '', 0, ?, 0, 'x', ?)",
+        (BUCKET, b"k", "e" * 32, '{"SHA256":"abc=","type":"COMPOSITE"}'))
+    conn.commit()
+    await old.close()
+    monkeypatch.undo()
+    new = SqliteStore(tmp_path / "m.db")
+    await new.open()
+    try:
+        entry = (await new.list_objects(BUCKET)).entries[0]
+        assert (entry.checksum_algorithm, entry.checksum_type) == ("SHA256", "COMPOSITE")
+    finally:
+        await new.close()
