@@ -1,10 +1,10 @@
-"""A tiny time-bounded cache for hot, rarely-changing lookups (access keys, buckets).
+"""A tiny time-bounded cache for hot, rarely-changing lookups (access keys).
 
-Every request needs its access key and its bucket; both change rarely, and two indexed
-SQLite reads cost more than the rest of a small GET's handler. Entries live ``ttl``
-seconds, so a key deleted or a bucket removed through another process (the admin CLI,
-another worker or gateway) stops being served within that time. Only hits are cached: a
-bucket or key created elsewhere is visible at once.
+Every signed request needs its access key, which changes rarely. Entries live ``ttl``
+seconds, so a key deleted through another process (the admin CLI, another worker or
+gateway) stops being served within that time; a stale entry can only ever act for the
+account it always belonged to. Only hits are cached: a key created elsewhere works at
+once. (Buckets are not cached: their owner decides access, and a name can change owner.)
 """
 
 from __future__ import annotations

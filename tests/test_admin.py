@@ -93,3 +93,22 @@ def test_duplicate_account_names_and_keys_are_refused(server: ServerProcess) -> 
     duplicate = admin(server, "key", "create", "--account", name, "--access-key", root_key,
                       "--secret-key", "x" * 20, check=False)
     assert duplicate.returncode != 0
+
+
+def test_a_bucket_name_taken_over_by_another_account_is_closed_to_its_old_owner(
+        server: ServerProcess) -> None:
+    first = admin(server, "account", "create", f"erin-{uuid.uuid4().hex[:6]}")
+    second = admin(server, "account", "create", f"fay-{uuid.uuid4().hex[:6]}")
+    erin = make_client(server.endpoint, first["access_key"], first["secret_key"])
+    fay = make_client(server.endpoint, second["access_key"], second["secret_key"])
+    name = f"handover-{uuid.uuid4().hex[:8]}"
+    erin.create_bucket(Bucket=name)
+    erin.list_objects_v2(Bucket=name)
+    erin.delete_bucket(Bucket=name)
+    fay.create_bucket(Bucket=name)
+    fay.put_object(Bucket=name, Key="fay-only", Body=b"private")
+    for call in (lambda: erin.get_object(Bucket=name, Key="fay-only"),
+                 lambda: erin.put_object(Bucket=name, Key="erin", Body=b"x")):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert error_code(exc) == "AccessDenied"

@@ -68,7 +68,6 @@ async def head_bucket(ctx: Context) -> Reply:
 async def delete_bucket(ctx: Context) -> Reply:
     bucket = ctx.require_bucket()
     await ctx.services.store.delete_bucket(bucket.name)
-    ctx.services.buckets.evict(bucket.name)
     return Reply(status=204)
 
 

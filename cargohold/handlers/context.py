@@ -21,7 +21,7 @@ from cargohold.operations import Operation
 from cargohold.store.base import AccessKey, Bucket, MetadataStore
 from cargohold.store.blobs import BlobStore
 
-# How long a worker trusts a cached access key or bucket (see cargohold/cache.py).
+# How long a worker trusts a cached access key (see cargohold/cache.py).
 LOOKUP_CACHE_SECONDS = 1.0
 
 
@@ -32,12 +32,12 @@ class Services:
     settings: Settings
     store: MetadataStore
     blobs: BlobStore
+    # Buckets are not cached: a bucket deleted and re-created by another account would
+    # keep its old owner in a stale entry, and ownership decides access.
     keys: TtlCache[AccessKey] = field(init=False)
-    buckets: TtlCache[Bucket] = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = TtlCache(self.store.get_key, LOOKUP_CACHE_SECONDS)
-        self.buckets = TtlCache(self.store.get_bucket, LOOKUP_CACHE_SECONDS)
 
 
 class Body(Protocol):

@@ -77,7 +77,7 @@ class Dispatcher:
                 " is not implemented by this server.")
         bucket = None
         if address.bucket is not None and operation.name != "CreateBucket":
-            bucket = await services.buckets.get(address.bucket)
+            bucket = await services.store.get_bucket(address.bucket)
             if bucket is None and not auth.principal.is_anonymous:
                 raise errors.NoSuchBucket(BucketName=address.bucket)
         access.authorize(auth.principal, operation, bucket)
