@@ -437,6 +437,26 @@ def test_a_signed_plain_body_that_differs_from_its_hash_is_a_sha256_mismatch() -
         read_all(reader)
 
 
+def test_a_detached_payload_hash_is_left_to_the_caller_and_checked_on_request() -> None:
+    body = b"abc" * 5000
+    reader = plain_reader(b"X" + body[1:], content_length=len(body),
+                          sha256=hashlib.sha256(body).hexdigest())
+    sha = reader.detach_sha256()
+    assert sha is not None
+    received = read_all(reader)  # no mismatch raised while streaming: the caller hashes
+    sha.update(received)
+    with pytest.raises(errors.XAmzContentSHA256Mismatch):
+        reader.check_sha256()
+    good = plain_reader(body, content_length=len(body), sha256=hashlib.sha256(body).hexdigest())
+    sha = good.detach_sha256()
+    sha.update(read_all(good))
+    good.check_sha256()
+
+
+def test_unsigned_payloads_have_no_hash_to_detach() -> None:
+    assert plain_reader(b"x", content_length=1).detach_sha256() is None
+
+
 def test_a_plain_body_shorter_than_its_content_length_is_an_incomplete_body() -> None:
     with pytest.raises(errors.IncompleteBody):
         read_all(plain_reader(b"short", content_length=10))

@@ -94,6 +94,21 @@ def test_tampered_body_is_a_content_sha256_mismatch_and_stores_nothing(
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
 
 
+def test_tampered_large_body_is_refused_and_the_old_object_survives(
+        server: ServerProcess, s3: Any, bucket: str) -> None:
+    # Above the inline size, the payload hash is computed in the blob writer's thread.
+    s3.put_object(Bucket=bucket, Key="big-victim", Body=b"original")
+    url = f"{server.endpoint}/{bucket}/big-victim"
+    signed = os.urandom(300_000)
+    headers = rawhttp.sign_v4("PUT", url, body=signed)
+    resp = rawhttp.send("PUT", url, headers, body=signed[:-1] + b"!")
+    assert resp.status == 400
+    assert xml_code(resp.body) == "XAmzContentSHA256Mismatch"
+    assert s3.get_object(Bucket=bucket, Key="big-victim")["Body"].read() == b"original"
+    assert rawhttp.send("PUT", url, headers, body=signed).status == 200
+    assert s3.get_object(Bucket=bucket, Key="big-victim")["Body"].read() == signed
+
+
 def test_tampered_path_or_header_is_refused(server: ServerProcess, bucket: str) -> None:
     url = f"{server.endpoint}/{bucket}/a"
     headers = rawhttp.sign_v4("PUT", url, headers={"x-amz-meta-a": "1"}, body=b"x")

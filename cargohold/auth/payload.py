@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
@@ -73,6 +73,8 @@ class PayloadReader:
         self._decoded = 0
         self._started = False
         self._buffer = bytearray()  # framing bytes read ahead (chunked bodies only)
+        self._sha256 = hashlib.sha256() if auth.payload_mode is PayloadMode.SIGNED else None
+        self._sha256_detached = False
 
     @property
     def trailers(self) -> dict[str, str]:
@@ -83,6 +85,28 @@ class PayloadReader:
     def decoded_length(self) -> int:
         """Payload bytes (framing excluded) yielded so far."""
         return self._decoded
+
+    def detach_sha256(self) -> Any:
+        """Hand the payload's SHA-256 (signed payloads only) to the caller, or ``None``.
+
+        The caller feeds it every payload byte off the event loop (the blob writer hashes
+        in its worker thread) and calls :meth:`check_sha256` once it has; the reader then
+        neither hashes nor checks. Must be called before iterating.
+        """
+        if self._started:
+            raise RuntimeError("detach the payload hash before reading the body")
+        self._sha256_detached = self._sha256 is not None
+        return self._sha256
+
+    def check_sha256(self) -> None:
+        """``XAmzContentSHA256Mismatch`` unless the detached SHA-256 matches the signed one."""
+        expected = self._auth.payload_sha256
+        if self._sha256 is None or expected is None:
+            return
+        computed = self._sha256.hexdigest()
+        if not hmac.compare_digest(computed, expected):
+            raise errors.XAmzContentSHA256Mismatch(ClientComputedContentSHA256=expected,
+                                                   S3ComputedContentSHA256=computed)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.chunks()
@@ -113,8 +137,7 @@ class PayloadReader:
         length_header = self._headers.get("Content-Length")
         # Without a Content-Length (HTTP chunked transfer, or no body), read to the end.
         remaining = int(length_header) if length_header and length_header.isdigit() else None
-        expected = self._auth.payload_sha256
-        digest = hashlib.sha256() if self._auth.payload_mode is PayloadMode.SIGNED else None
+        digest = None if self._sha256_detached else self._sha256
         while remaining is None or remaining > 0:
             data = await self._read(BLOCK if remaining is None else min(remaining, BLOCK))
             if not data:
@@ -127,11 +150,8 @@ class PayloadReader:
                 digest.update(data)
             self._decoded += len(data)
             yield data
-        if digest is not None and expected is not None:
-            computed = digest.hexdigest()
-            if not hmac.compare_digest(computed, expected):
-                raise errors.XAmzContentSHA256Mismatch(ClientComputedContentSHA256=expected,
-                                                       S3ComputedContentSHA256=computed)
+        if digest is not None:
+            self.check_sha256()
 
     # --- aws-chunked bodies ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from multidict import CIMultiDictProxy, MultiMapping
 
@@ -47,6 +47,10 @@ class Body(Protocol):
 
     @property
     def trailers(self) -> dict[str, str]: ...
+
+    def detach_sha256(self) -> Any: ...
+
+    def check_sha256(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,10 @@ async def receive_body(ctx: Context, max_size: int, also_compute: str = "",
     md5 = hashlib.md5(usedforsecurity=False)
     if allow_inline and ctx.content_length <= INLINE_MAX:
         return await _receive_inline(ctx, plan, md5, expected_md5)
-    writer = ctx.services.blobs.open_writer([md5, *plan.hashers.values()])
+    # A signed payload's SHA-256 is computed with the others in the writer's thread.
+    sha256 = ctx.body.detach_sha256()
+    hashers = [md5, *plan.hashers.values(), *([sha256] if sha256 is not None else [])]
+    writer = ctx.services.blobs.open_writer(hashers)
     try:
         async for chunk in ctx.body.chunks():
             await writer.write(chunk)
@@ -66,6 +69,7 @@ async def receive_body(ctx: Context, max_size: int, also_compute: str = "",
         await writer.abort()
         raise
     try:
+        ctx.body.check_sha256()
         if expected_md5 is not None and md5.digest() != expected_md5:
             raise errors.BadDigest("The Content-MD5 you specified did not match what we "
                                    "received.")
