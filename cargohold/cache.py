@@ -38,6 +38,3 @@ class TtlCache(Generic[V]):
             self._entries.clear()  # rare; simpler than LRU bookkeeping on the hot path
         self._entries[name] = (now + self._ttl, value)
         return value
-
-    def evict(self, name: str) -> None:
-        self._entries.pop(name, None)

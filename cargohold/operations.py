@@ -29,12 +29,18 @@ class Target(enum.Enum):
     OBJECT = "object"
 
 
+# S3's cap on one uploaded body (a PutObject or one part).
+MAX_UPLOAD_BODY = 5 * 1024**3
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
     access: Access
     # An operation whose body the handler reads (others must not carry one we care about).
     reads_body: bool = False
+    # Largest object body it accepts, checked before ``100 Continue`` (None: not an upload).
+    max_body: int | None = None
 
 
 # Sub-resource keywords that select an operation, in the order they are tested (some
@@ -138,11 +144,11 @@ _TABLE: list[tuple[str, Target, str | None, str | None, Operation]] = [
     ("GET", OBJ, None, None, Operation("GetObject", R)),
     ("HEAD", OBJ, None, None, Operation("HeadObject", R)),
     ("PUT", OBJ, None, "copy", Operation("CopyObject", W)),
-    ("PUT", OBJ, None, None, Operation("PutObject", W, reads_body=True)),
+    ("PUT", OBJ, None, None, Operation("PutObject", W, True, MAX_UPLOAD_BODY)),
     ("DELETE", OBJ, None, None, Operation("DeleteObject", W)),
     ("POST", OBJ, "uploads", None, Operation("CreateMultipartUpload", W)),
     ("PUT", OBJ, "uploadId", "copy", Operation("UploadPartCopy", W)),
-    ("PUT", OBJ, "uploadId", None, Operation("UploadPart", W, reads_body=True)),
+    ("PUT", OBJ, "uploadId", None, Operation("UploadPart", W, True, MAX_UPLOAD_BODY)),
     ("POST", OBJ, "uploadId", None, Operation("CompleteMultipartUpload", W, reads_body=True)),
     ("DELETE", OBJ, "uploadId", None, Operation("AbortMultipartUpload", W)),
     ("GET", OBJ, "uploadId", None, Operation("ListParts", R)),

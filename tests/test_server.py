@@ -135,12 +135,13 @@ def test_bucket_limit_per_account_is_enforced(tmp_path: Path) -> None:
         proc.stop()
 
 
-def test_oversize_put_is_refused_before_the_body_is_sent(server: ServerProcess,
-                                                         bucket: str) -> None:
+@pytest.mark.parametrize("target", ["huge", "huge?partNumber=1&uploadId=any"])
+def test_oversize_upload_is_refused_before_the_body_is_sent(server: ServerProcess,
+                                                            bucket: str, target: str) -> None:
     size = 5 * 1024**3 + 1
-    url = f"{server.endpoint}/{bucket}/huge"
+    url = f"{server.endpoint}/{bucket}/{target}"
     headers = rawhttp.sign_v4("PUT", url, payload_hash="UNSIGNED-PAYLOAD")
-    with rawhttp.open_request(server.port, "PUT", f"/{bucket}/huge", headers,
+    with rawhttp.open_request(server.port, "PUT", f"/{bucket}/{target}", headers,
                               ["Expect: 100-continue", f"Content-Length: {size}"]) as sock:
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 400")

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiohttp import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
@@ -30,6 +30,7 @@ from multidict import CIMultiDictProxy
 
 from cargohold import errors
 from cargohold.auth.model import AuthResult, PayloadMode
+from cargohold.checksums import Hasher
 
 BLOCK = 256 * 1024  # largest piece read (and yielded) at once
 MAX_CHUNK_LINE = 4 * 1024  # a chunk header line longer than this is garbage
@@ -86,7 +87,7 @@ class PayloadReader:
         """Payload bytes (framing excluded) yielded so far."""
         return self._decoded
 
-    def detach_sha256(self) -> Any:
+    def detach_sha256(self) -> Hasher | None:
         """Hand the payload's SHA-256 (signed payloads only) to the caller, or ``None``.
 
         The caller feeds it every payload byte off the event loop (the blob writer hashes

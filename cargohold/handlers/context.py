@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from multidict import CIMultiDictProxy, MultiMapping
 
 from cargohold import errors
 from cargohold.auth.model import AuthResult, Principal
 from cargohold.cache import TtlCache
+from cargohold.checksums import Hasher
 from cargohold.config import Settings
 from cargohold.operations import Operation
 from cargohold.store.base import AccessKey, Bucket, MetadataStore
@@ -48,7 +49,7 @@ class Body(Protocol):
     @property
     def trailers(self) -> dict[str, str]: ...
 
-    def detach_sha256(self) -> Any: ...
+    def detach_sha256(self) -> Hasher | None: ...
 
     def check_sha256(self) -> None: ...
 

@@ -70,10 +70,7 @@ async def receive_body(ctx: Context, max_size: int, also_compute: str = "",
         raise
     try:
         ctx.body.check_sha256()
-        if expected_md5 is not None and md5.digest() != expected_md5:
-            raise errors.BadDigest("The Content-MD5 you specified did not match what we "
-                                   "received.")
-        computed = plan.verify()
+        computed = _verify_digests(plan, md5, expected_md5)
     except BaseException:
         if blob_id:
             await ctx.services.blobs.delete([blob_id])
@@ -100,7 +97,14 @@ async def _receive_inline(ctx: Context, plan: checksums.ChecksumPlan,
     md5.update(data)
     for hasher in plan.hashers.values():
         hasher.update(data)
+    computed = _verify_digests(plan, md5, expected_md5)
+    return Received(blob_id="", size=size, md5_hex=md5.hexdigest(), checksums=computed,
+                    inline=data if data else None)
+
+
+def _verify_digests(plan: checksums.ChecksumPlan, md5: hashlib._Hash,
+                    expected_md5: bytes | None) -> dict[str, str]:
+    """Content-MD5 and the flexible checksums; returns every computed checksum."""
     if expected_md5 is not None and md5.digest() != expected_md5:
         raise errors.BadDigest("The Content-MD5 you specified did not match what we received.")
-    return Received(blob_id="", size=size, md5_hex=md5.hexdigest(), checksums=plan.verify(),
-                    inline=data if data else None)
+    return plan.verify()

@@ -27,10 +27,10 @@ from cargohold.handlers.objects import (
     validate_key,
     write_conditions,
 )
+from cargohold.operations import MAX_UPLOAD_BODY
 from cargohold.store.base import ObjectRecord, PartRef, Upload, UploadedPart
 
 MAX_PART_NUMBER = 10_000
-MAX_PART_SIZE = 5 * 1024**3
 MIN_PART_SIZE = 5 * 1024**2
 MAX_OBJECT_SIZE = 5 * 1024**4
 _CRC_COMBINE: dict[str, tuple[Callable[[int, int, int], int], int]] = {
@@ -109,7 +109,8 @@ def _part_number(raw: str | None) -> int:
 async def upload_part(ctx: Context) -> Reply:
     number = _part_number(ctx.query.get("partNumber"))
     upload = await _load_upload(ctx)
-    received = await receive_body(ctx, MAX_PART_SIZE, also_compute=upload.checksum_algorithm,
+    received = await receive_body(ctx, min(MAX_UPLOAD_BODY, ctx.services.settings.max_object_size),
+                                  also_compute=upload.checksum_algorithm,
                                   allow_inline=False)
     part = UploadedPart(upload_id=upload.upload_id, number=number, blob_id=received.blob_id,
                         size=received.size, etag=received.md5_hex,

@@ -25,8 +25,6 @@ from cargohold.http.sendfile import file_response
 log = logging.getLogger("cargohold.http")
 
 SERVER_NAME = "cargohold"
-# Largest body each object-writing operation accepts (checked before 100 Continue).
-_BODY_LIMITS = {"PutObject": 5 * 1024**3, "UploadPart": 5 * 1024**3}
 
 
 class Dispatcher:
@@ -82,10 +80,8 @@ class Dispatcher:
                 raise errors.NoSuchBucket(BucketName=address.bucket)
         access.authorize(auth.principal, operation, bucket)
         content_length = _payload_length(request, auth.payload_mode.is_chunked)
-        limit = _BODY_LIMITS.get(operation.name)
-        if content_length is not None and limit is not None:
-            limit = min(limit, services.settings.max_object_size) if (
-                operation.name == "PutObject") else limit
+        if operation.max_body is not None and content_length is not None:
+            limit = min(operation.max_body, services.settings.max_object_size)
             if content_length > limit:
                 raise errors.EntityTooLarge(ProposedSize=str(content_length),
                                             MaxSizeAllowed=str(limit))

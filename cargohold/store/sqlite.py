@@ -241,8 +241,8 @@ _OBJECT_COLUMNS: Final = (
 )
 _SELECT_OBJECT: Final = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?"
 _SELECT_OBJECT_WITH_DATA: Final = (
-    "SELECT o.key, o.version_id, o.blob_id, o.size, o.etag, o.last_modified, o.content_type, "
-    "o.headers, o.metadata, o.checksums, o.storage_class, o.parts, d.data FROM objects o "
+    "SELECT " + ", ".join("o." + c.strip() for c in _OBJECT_COLUMNS.split(","))
+    + ", d.data FROM objects o "
     "LEFT JOIN object_data d ON d.bucket = o.bucket AND d.key = o.key "
     "WHERE o.bucket = ? AND o.key = ?"
 )
