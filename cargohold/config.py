@@ -30,6 +30,9 @@ class Settings:
     max_skew_seconds: int = 900
     gc_interval_seconds: float = 60.0
     orphan_grace_seconds: float = 3600.0
+    # Incomplete multipart uploads older than this are aborted and their parts freed
+    # (S3 leaves that to a lifecycle rule; 30 days here). 0 keeps them forever.
+    multipart_expiry_seconds: float = 30 * 24 * 3600.0
     log_level: str = "info"
     root_access_key: str = ""
     root_secret_key: str = ""

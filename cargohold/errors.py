@@ -136,3 +136,17 @@ NotImplementedError_ = _error("NotImplemented", "NotImplemented", 501,
 SlowDown = _error("SlowDown", "SlowDown", 503, "Please reduce your request rate.")
 ServiceUnavailable = _error("ServiceUnavailable", "ServiceUnavailable", 503,
                             "Service is unable to handle request.")
+# CORS (cargohold/cors.py). BadRequest is S3's answer to an OPTIONS without Origin;
+# AccessForbidden to a refused preflight (it carries Method and ResourceType elements).
+BadRequest = _error("BadRequest", "BadRequest", 400, "Bad Request")
+AccessForbidden = _error("AccessForbidden", "AccessForbidden", 403,
+                         "CORSResponse: This CORS request is not allowed. This is usually "
+                         "because the evalution of Origin, request method / "
+                         "Access-Control-Request-Method or Access-Control-Request-Headers are "
+                         "not whitelisted by the resource's CORS spec.")
+NoSuchCORSConfiguration = _error("NoSuchCORSConfiguration", "NoSuchCORSConfiguration", 404,
+                                 "The CORS configuration does not exist")
+# Bucket policies
+MalformedPolicy = _error("MalformedPolicy", "MalformedPolicy", 400, "Policy is not valid.")
+NoSuchBucketPolicy = _error("NoSuchBucketPolicy", "NoSuchBucketPolicy", 404,
+                            "The bucket policy does not exist")

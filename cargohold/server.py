@@ -2,7 +2,8 @@
 
 ``serve`` runs one worker in this process, or a small supervisor that starts N worker
 processes; every worker binds the same port with ``SO_REUSEPORT`` so the kernel spreads
-connections across them. Background work (blob GC) runs in worker 0 only.
+connections across them. Background work (blob GC, expiry of abandoned multipart uploads)
+runs in worker 0 only.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cargohold.handlers.context import Services
 from cargohold.http.dispatch import Dispatcher
 from cargohold.store.base import AccessKey, Account, MetadataStore
 from cargohold.store.blobs import BlobStore
+from cargohold.store.expiry import UploadExpirer
 from cargohold.store.gc import BlobCollector
 from cargohold.store.sqlite import SqliteStore
 
@@ -130,6 +132,10 @@ async def run_worker(settings: Settings, index: int) -> None:
                                   orphan_grace_seconds=settings.orphan_grace_seconds,
                                   interval_seconds=settings.gc_interval_seconds)
         background.append(asyncio.create_task(collector.run_forever()))
+        # Checked as often as the GC runs: one indexed query when nothing is due.
+        expirer = UploadExpirer(store, expiry_seconds=settings.multipart_expiry_seconds,
+                                interval_seconds=settings.gc_interval_seconds)
+        background.append(asyncio.create_task(expirer.run_forever()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,6 +8,7 @@ closed on one event loop (the ``runner`` fixture), so loop-bound drivers work to
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import time
@@ -405,6 +406,51 @@ async def test_delete_objects_removes_several_keys_with_aligned_results(
 
 
 @aio
+async def test_set_object_tags_replaces_the_tags_and_nothing_else(store: MetadataStore) -> None:
+    inline = ObjectRecord(bucket=BUCKET, key="tiny", blob_id="", size=5, etag="e" * 32,
+                          last_modified=1700000000.25, inline=b"hello", tags={"old": "1"})
+    multipart = manifest_record("big", blob(1), blob(2))
+    for record in (inline, obj("blob", blob(3), size=100), multipart):
+        await store.put_object(record)
+        listed_before = (await store.list_objects(BUCKET, prefix=record.key)).entries
+        tags = {"b": "2", "a": "1", "ключ": "значение"}
+        returned = await store.set_object_tags(BUCKET, record.key, tags)
+        expected = dataclasses.replace(record, tags=tags)
+        assert returned == expected
+        got = await store.get_object(BUCKET, record.key)
+        assert got == expected
+        assert got is not None and list(got.tags) == ["b", "a", "ключ"]  # order kept
+        assert (await store.list_objects(BUCKET, prefix=record.key)).entries == listed_before
+        cleared = await store.set_object_tags(BUCKET, record.key, {})
+        assert cleared == dataclasses.replace(record, tags={})
+    assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_set_object_tags_needs_the_bucket_and_the_object(store: MetadataStore) -> None:
+    with pytest.raises(errors.NoSuchKey):
+        await store.set_object_tags(BUCKET, "missing", {"a": "1"})
+    with pytest.raises(errors.NoSuchBucket):
+        await store.set_object_tags("nope", "k", {"a": "1"})
+    await store.put_object(obj("k"))
+    await store.delete_object(BUCKET, "k")
+    with pytest.raises(errors.NoSuchKey):
+        await store.set_object_tags(BUCKET, "k", {"a": "1"})
+
+
+@aio
+async def test_an_overwrite_stores_the_new_records_tags_not_the_old_ones(
+    store: MetadataStore,
+) -> None:
+    await store.put_object(dataclasses.replace(obj("k"), tags={"a": "1"}))
+    got = await store.get_object(BUCKET, "k")
+    assert got is not None and got.tags == {"a": "1"}
+    await store.put_object(obj("k"))
+    got = await store.get_object(BUCKET, "k")
+    assert got is not None and got.tags == {}
+
+
+@aio
 async def test_replaced_and_deleted_blobs_are_queued_for_deletion(store: MetadataStore) -> None:
     await store.put_object(obj("k", blob(1)))
     assert await store.pending_blob_deletions() == []
@@ -518,8 +564,11 @@ def part(upload_id: str, number: int, blob_id: str) -> UploadedPart:
                         etag=f"{number:032x}", last_modified=2.0, checksums={"CRC32": "AA=="})
 
 
-def manifest_record(key: str, *blob_ids: str) -> ObjectRecord:
-    parts = tuple(PartRef(n, b, 5, f"{n:032x}") for n, b in enumerate(blob_ids, 1))
+def manifest_record(key: str, *blob_ids: str, numbers: tuple[int, ...] = ()) -> ObjectRecord:
+    """The record a completion naming ``blob_ids`` as parts ``numbers`` (default 1, 2, ...)
+    builds from parts made by :func:`part`."""
+    parts = tuple(PartRef(n, b, 5, f"{n:032x}")
+                  for n, b in zip(numbers or range(1, len(blob_ids) + 1), blob_ids, strict=True))
     return ObjectRecord(bucket=BUCKET, key=key, blob_id="", size=5 * len(parts),
                         etag="f" * 32 + f"-{len(parts)}", last_modified=3.0, parts=parts)
 
@@ -574,7 +623,7 @@ async def test_completing_an_upload_stores_the_manifest_and_frees_unused_parts(
         await store.put_part(part("u1", n, blob(n)))
     assert await store.referenced_blobs([blob(1), blob(2), blob(3)]) == {
         blob(1), blob(2), blob(3)}
-    record = manifest_record("big", blob(1), blob(3))
+    record = manifest_record("big", blob(1), blob(3), numbers=(1, 3))
     await store.complete_upload("u1", record)
     assert await store.get_object(BUCKET, "big") == record
     assert (await store.list_objects(BUCKET)).entries == [ListEntry.of(record)]
@@ -583,6 +632,19 @@ async def test_completing_an_upload_stores_the_manifest_and_frees_unused_parts(
     assert await store.referenced_blobs([blob(1), blob(2), blob(3)]) == {blob(1), blob(3)}
     with pytest.raises(errors.NoSuchUpload):
         await store.complete_upload("u1", record)
+
+
+@aio
+async def test_an_upload_keeps_its_tags_until_completion(store: MetadataStore) -> None:
+    tagged = dataclasses.replace(upload("u1"), tags={"stage": "raw", "n": "2"})
+    await store.create_upload(tagged)
+    assert await store.get_upload(BUCKET, "big", "u1") == tagged
+    assert (await store.list_uploads(BUCKET)).uploads == [tagged]
+    await store.put_part(part("u1", 1, blob(1)))
+    record = dataclasses.replace(manifest_record("big", blob(1)), tags=tagged.tags)
+    await store.complete_upload("u1", record)
+    got = await store.get_object(BUCKET, "big")
+    assert got is not None and got.tags == {"stage": "raw", "n": "2"}
 
 
 @aio
@@ -596,6 +658,38 @@ async def test_a_failed_completion_condition_keeps_the_upload(store: MetadataSto
     current = await store.get_object(BUCKET, "big")
     assert current is not None and current.blob_id == blob(9)
     assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_a_completion_uses_a_part_reuploaded_with_the_same_bytes_meanwhile(
+    store: MetadataStore,
+) -> None:
+    # The completion read part 1 (blob 1); the same bytes were uploaded again (blob 5)
+    # before it committed, which queued blob 1: the object must not name blob 1.
+    await store.create_upload(upload("u1"))
+    await store.put_part(part("u1", 1, blob(1)))
+    record = manifest_record("big", blob(1))
+    await store.put_part(part("u1", 1, blob(5)))
+    await store.complete_upload("u1", record)
+    current = await store.get_object(BUCKET, "big")
+    assert current is not None and current.blob_ids() == [blob(5)]
+    assert await store.pending_blob_deletions() == [blob(1)]
+    assert await store.referenced_blobs([blob(1), blob(5)]) == {blob(5)}
+
+
+@aio
+async def test_a_completion_naming_a_part_since_replaced_by_other_bytes_is_invalid_part(
+    store: MetadataStore,
+) -> None:
+    await store.create_upload(upload("u1"))
+    await store.put_part(part("u1", 1, blob(1)))
+    record = manifest_record("big", blob(1))
+    await store.put_part(dataclasses.replace(part("u1", 1, blob(5)), etag="0" * 32))
+    with pytest.raises(errors.InvalidPart):
+        await store.complete_upload("u1", record)
+    assert await store.get_object(BUCKET, "big") is None
+    assert await store.get_upload(BUCKET, "big", "u1") is not None
+    assert await store.referenced_blobs([blob(1), blob(5)]) == {blob(5)}
 
 
 @aio
@@ -672,6 +766,30 @@ async def test_old_uploads_are_found_for_expiry(store: MetadataStore) -> None:
     await store.create_upload(upload("old", initiated=10.0))
     await store.create_upload(upload("new", initiated=1000.0))
     assert [u.upload_id for u in await store.uploads_initiated_before(500.0)] == ["old"]
+
+
+@aio
+async def test_uploads_initiated_before_come_oldest_first_up_to_the_limit(
+    store: MetadataStore,
+) -> None:
+    for i, when in enumerate([30.0, 10.0, 20.0, 40.0]):
+        await store.create_upload(upload(f"u{i}", key=f"k{i}", initiated=when))
+    found = await store.uploads_initiated_before(35.0, limit=2)
+    assert [u.upload_id for u in found] == ["u1", "u2"]
+    assert await store.uploads_initiated_before(5.0) == []
+
+
+@aio
+async def test_an_upload_id_marker_on_a_key_outside_the_prefix_lists_nothing_of_that_key(
+    store: MetadataStore,
+) -> None:
+    await store.create_upload(upload("1", "a/x", initiated=1.0))
+    await store.create_upload(upload("2", "b", initiated=2.0))
+    await store.create_upload(upload("3", "b", initiated=3.0))
+    page = await store.list_uploads(BUCKET, prefix="a/", key_marker="b", upload_id_marker="2")
+    assert page.uploads == [] and not page.is_truncated
+    page = await store.list_uploads(BUCKET, prefix="b", key_marker="b", upload_id_marker="2")
+    assert [u.upload_id for u in page.uploads] == ["3"]
 
 
 # -------------------------------------------------------- accounts, keys, settings
@@ -832,5 +950,41 @@ async def test_upgrading_the_schema_backfills_listing_checksum_columns(
     try:
         entry = (await new.list_objects(BUCKET)).entries[0]
         assert (entry.checksum_algorithm, entry.checksum_type) == ("SHA256", "COMPOSITE")
+    finally:
+        await new.close()
+
+
+@aio
+async def test_upgrading_the_schema_gives_existing_objects_and_uploads_no_tags(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cargohold.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 4])
+    old = SqliteStore(tmp_path / "m.db")
+    await old.open()
+    await old.create_account(Account(OWNER, "owner", "Owner", "", time.time()))
+    await old.create_bucket(Bucket(BUCKET, OWNER, "nyc3", time.time()), 100)
+    conn = old._write_conn
+    assert conn is not None
+    conn.execute(
+        "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
+        "content_type) VALUES (?, ?, 'null', '', 0, ?, 0, 'x')", (BUCKET, b"k", "e" * 32))
+    conn.execute(
+        "INSERT INTO uploads (upload_id, bucket, key, owner_id, initiated, content_type, "
+        "headers, metadata, checksum_algorithm, checksum_type, storage_class) "
+        "VALUES ('u1', ?, ?, ?, 1.0, 'x', '{}', '{}', '', '', 'STANDARD')",
+        (BUCKET, b"k", OWNER))
+    conn.commit()
+    await old.close()
+    monkeypatch.undo()
+    new = SqliteStore(tmp_path / "m.db")
+    await new.open()
+    try:
+        got = await new.get_object(BUCKET, "k")
+        assert got is not None and got.tags == {}
+        pending = await new.get_upload(BUCKET, "k", "u1")
+        assert pending is not None and pending.tags == {}
+        tagged = await new.set_object_tags(BUCKET, "k", {"a": "1"})
+        assert tagged.tags == {"a": "1"} and tagged.etag == "e" * 32
     finally:
         await new.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cargohold.handlers import buckets, listing, multipart, objects
+from cargohold.handlers import buckets, copy, listing, multipart, objects, tagging
 from cargohold.handlers.context import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -10,6 +10,8 @@ HANDLERS: dict[str, Handler] = {
     **objects.HANDLERS,
     **listing.HANDLERS,
     **multipart.HANDLERS,
+    **tagging.HANDLERS,
+    **copy.HANDLERS,
 }
 
 __all__ = ["HANDLERS", "Handler"]

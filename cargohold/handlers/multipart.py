@@ -27,12 +27,14 @@ from cargohold.handlers.objects import (
     validate_key,
     write_conditions,
 )
+from cargohold.handlers.tagging import tags_from_header
 from cargohold.operations import MAX_UPLOAD_BODY
 from cargohold.store.base import ObjectRecord, PartRef, Upload, UploadedPart
 
 MAX_PART_NUMBER = 10_000
 MIN_PART_SIZE = 5 * 1024**2
 MAX_OBJECT_SIZE = 5 * 1024**4
+MAX_QUERY_INT = 2**31 - 1  # max-parts, max-uploads, part-number-marker
 _CRC_COMBINE: dict[str, tuple[Callable[[int, int, int], int], int]] = {
     "CRC32": (crt.combine_crc32, 4),
     "CRC32C": (crt.combine_crc32c, 4),
@@ -70,6 +72,8 @@ async def create_multipart_upload(ctx: Context) -> Reply:
                                         "crc64nvme checksum algorithm.")
     elif checksum_type:
         raise errors.InvalidRequest("x-amz-checksum-type requires x-amz-checksum-algorithm.")
+    # Kept on the upload and given to the object at completion, as S3 does.
+    tags = tags_from_header(ctx) or {}
     principal = ctx.principal
     assert principal.account_id is not None
     upload = Upload(
@@ -78,7 +82,7 @@ async def create_multipart_upload(ctx: Context) -> Reply:
         content_type=ctx.headers.get("Content-Type") or "binary/octet-stream",
         headers=content_headers(ctx), metadata=user_metadata(ctx),
         checksum_algorithm=algorithm, checksum_type=checksum_type,
-        storage_class=storage_class,
+        storage_class=storage_class, tags=tags,
     )
     await ctx.services.store.create_upload(upload)
     headers = {}
@@ -89,7 +93,8 @@ async def create_multipart_upload(ctx: Context) -> Reply:
         xmlutil.element("UploadId", upload.upload_id)], headers)
 
 
-async def _load_upload(ctx: Context) -> Upload:
+async def load_upload(ctx: Context) -> Upload:
+    """The upload named by ``uploadId`` for this bucket and key; ``NoSuchUpload`` if none."""
     bucket = ctx.require_bucket()
     upload_id = ctx.query.get("uploadId", "")
     upload = await ctx.services.store.get_upload(bucket.name, ctx.require_key(), upload_id)
@@ -98,8 +103,14 @@ async def _load_upload(ctx: Context) -> Upload:
     return upload
 
 
-def _part_number(raw: str | None) -> int:
-    if raw is None or not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+def _is_decimal(raw: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²" (int() then fails: a 500) and "٣".
+    return raw.isascii() and raw.isdigit()
+
+
+def part_number(raw: str | None) -> int:
+    """The ``partNumber`` query value, 1 to 10,000; ``InvalidArgument`` otherwise."""
+    if raw is None or not _is_decimal(raw) or not 1 <= int(raw) <= MAX_PART_NUMBER:
         raise errors.InvalidArgument(
             "Part number must be an integer between 1 and 10000, inclusive",
             ArgumentName="partNumber", ArgumentValue=raw or "")
@@ -107,8 +118,9 @@ def _part_number(raw: str | None) -> int:
 
 
 async def upload_part(ctx: Context) -> Reply:
-    number = _part_number(ctx.query.get("partNumber"))
-    upload = await _load_upload(ctx)
+    """UploadPart: store the body as a blob and record it, replacing a part of that number."""
+    number = part_number(ctx.query.get("partNumber"))
+    upload = await load_upload(ctx)
     received = await receive_body(ctx, min(MAX_UPLOAD_BODY, ctx.services.settings.max_object_size),
                                   also_compute=upload.checksum_algorithm,
                                   allow_inline=False)
@@ -117,7 +129,12 @@ async def upload_part(ctx: Context) -> Reply:
                         last_modified=time.time(), checksums=received.checksums)
     try:
         await ctx.services.store.put_part(part)
-    except BaseException:
+    except errors.S3Error:
+        # The store refused the part (NoSuchUpload: completed or aborted meanwhile) or the
+        # whole commit failed: nothing references the blob. Not on cancellation: a queued
+        # write still commits after its awaiter is gone, and deleting the blob then would
+        # leave the part pointing at nothing. An uncommitted blob is an orphan the sweeper
+        # removes after the grace period.
         if received.blob_id:
             await ctx.services.blobs.delete([received.blob_id])
         raise
@@ -134,7 +151,7 @@ def _requested_parts(root: Element) -> list[tuple[int, str, dict[str, str]]]:
     for item in root.findall("Part"):
         number_text = (xmlutil.child_text(item, "PartNumber") or "").strip()
         etag = (xmlutil.child_text(item, "ETag") or "").strip().strip('"')
-        if not number_text.isdigit():
+        if not _is_decimal(number_text):
             raise errors.MalformedXML()
         sums = {a: (xmlutil.child_text(item, f"Checksum{a}") or "").strip()
                 for a in checksums.ALGORITHMS if item.find(f"Checksum{a}") is not None}
@@ -165,8 +182,30 @@ def _combined_checksum(upload: Upload, parts: list[UploadedPart]) -> dict[str, s
             "type": "COMPOSITE"}
 
 
+async def _stored_parts(ctx: Context, upload: Upload) -> dict[int, UploadedPart]:
+    """Every part of ``upload`` by number; ``NoSuchUpload`` if it ended while being read.
+
+    An abort (or another completion) committing during the read leaves the parts missing,
+    and the request would fail with InvalidPart; S3's answer to the loser of that race is
+    NoSuchUpload. An upload never comes back, so if it still exists after the read, it
+    existed throughout (a part replaced meanwhile is settled by the store's commit).
+    """
+    stored: dict[int, UploadedPart] = {}
+    marker = 0
+    while True:
+        page, truncated = await ctx.services.store.list_parts(upload.upload_id, marker, 1000)
+        stored.update((p.number, p) for p in page)
+        if not truncated or not page:
+            break
+        marker = page[-1].number
+    await load_upload(ctx)
+    return stored
+
+
 async def complete_multipart_upload(ctx: Context) -> Reply:
-    upload = await _load_upload(ctx)
+    """CompleteMultipartUpload: check the named parts and commit the object as their
+    manifest; parts not named are freed with the upload."""
+    upload = await load_upload(ctx)
     settings = ctx.services.settings
     body = await ctx.read_body(settings.max_xml_size)
     md5_header = ctx.headers.get("Content-MD5")
@@ -176,14 +215,7 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
     requested = _requested_parts(xmlutil.parse(body, settings.max_xml_size))
     if_match, if_none_match = write_conditions(ctx)
     store = ctx.services.store
-    stored: dict[int, UploadedPart] = {}
-    marker = 0
-    while True:
-        page, truncated = await store.list_parts(upload.upload_id, marker, 1000)
-        stored.update((p.number, p) for p in page)
-        if not truncated or not page:
-            break
-        marker = page[-1].number
+    stored = await _stored_parts(ctx, upload)
     chosen: list[UploadedPart] = []
     previous = 0
     for number, etag, sums in requested:
@@ -220,7 +252,7 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
         bucket=upload.bucket, key=upload.key, blob_id="", size=size, etag=etag,
         last_modified=time.time(), content_type=upload.content_type,
         headers=upload.headers, metadata=upload.metadata, checksums=combined,
-        storage_class=upload.storage_class,
+        storage_class=upload.storage_class, tags=upload.tags,
         parts=tuple(PartRef(number=p.number, blob_id=p.blob_id, size=p.size, etag=p.etag,
                             checksums=p.checksums) for p in chosen),
     )
@@ -241,7 +273,7 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
 
 
 async def abort_multipart_upload(ctx: Context) -> Reply:
-    upload = await _load_upload(ctx)
+    upload = await load_upload(ctx)
     if not await ctx.services.store.abort_upload(upload.upload_id):
         raise errors.NoSuchUpload(UploadId=upload.upload_id)
     return Reply(status=204)
@@ -254,21 +286,33 @@ async def _owner_xml(ctx: Context, owner_id: str, tag: str) -> str:
            f"</{tag}>"
 
 
-def _int_param(ctx: Context, name: str, default: int, maximum: int) -> int:
+def _int_param(ctx: Context, name: str, default: int, maximum: int | None = None) -> int:
+    """A non-negative integer query parameter within S3's range (a signed 32-bit int),
+    capped at ``maximum``; ``InvalidArgument`` for anything else (negative, not a number)."""
     raw = ctx.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
-        raise errors.InvalidArgument(f"Provided {name} not an integer or within integer range",
-                                     ArgumentName=name, ArgumentValue=raw)
-    return min(int(raw), maximum)
+    if not _is_decimal(raw) or int(raw) > MAX_QUERY_INT:
+        raise errors.InvalidArgument(
+            f"Argument {name} must be an integer between 0 and {MAX_QUERY_INT}",
+            ArgumentName=name, ArgumentValue=raw)
+    value = int(raw)
+    return value if maximum is None else min(value, maximum)
 
 
 async def list_parts(ctx: Context) -> Reply:
-    upload = await _load_upload(ctx)
-    marker = _int_param(ctx, "part-number-marker", 0, MAX_PART_NUMBER)
+    """ListParts: one page of parts above ``part-number-marker``, ``max-parts`` ≤ 1000."""
+    upload = await load_upload(ctx)
+    # The marker is echoed as given: a marker past 10,000 is valid and lists nothing.
+    marker = _int_param(ctx, "part-number-marker", 0)
     max_parts = _int_param(ctx, "max-parts", 1000, 1000)
-    parts, truncated = await ctx.services.store.list_parts(upload.upload_id, marker, max_parts)
+    parts: list[UploadedPart] = []
+    truncated = False
+    # max-parts=0: an empty page that claimed more would send paginators round with the
+    # same marker; listings answer max-keys=0 the same way.
+    if max_parts:
+        parts, truncated = await ctx.services.store.list_parts(upload.upload_id, marker,
+                                                               max_parts)
     out = [xmlutil.element("Bucket", upload.bucket), xmlutil.element("Key", upload.key),
            xmlutil.element("UploadId", upload.upload_id),
            await _owner_xml(ctx, upload.owner_id, "Initiator"),
@@ -291,6 +335,8 @@ async def list_parts(ctx: Context) -> Reply:
 
 
 async def list_multipart_uploads(ctx: Context) -> Reply:
+    """ListMultipartUploads: in-progress uploads by key, then initiation, rolled up by the
+    delimiter, resuming after (``key-marker``, ``upload-id-marker``)."""
     bucket = ctx.require_bucket()
     prefix = ctx.query.get("prefix", "")
     delimiter = ctx.query.get("delimiter", "")
@@ -317,12 +363,18 @@ async def list_multipart_uploads(ctx: Context) -> Reply:
     if encoding is not None:
         out.append("<EncodingType>url</EncodingType>")
     out.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
+    owners: dict[str, str] = {}  # a page of a thousand uploads has few initiators
     for upload in page.uploads:
+        if upload.owner_id not in owners:
+            owners[upload.owner_id] = (await _owner_xml(ctx, upload.owner_id, "Initiator")
+                                       + await _owner_xml(ctx, upload.owner_id, "Owner"))
+        checksum = (xmlutil.element("ChecksumAlgorithm", upload.checksum_algorithm)
+                    + xmlutil.element("ChecksumType", upload.checksum_type)
+                    if upload.checksum_algorithm else "")
         out.append(f"<Upload>{xmlutil.element('Key', enc(upload.key))}"
                    f"{xmlutil.element('UploadId', upload.upload_id)}"
-                   f"{await _owner_xml(ctx, upload.owner_id, 'Initiator')}"
-                   f"{await _owner_xml(ctx, upload.owner_id, 'Owner')}"
-                   f"{xmlutil.element('StorageClass', upload.storage_class)}"
+                   f"{owners[upload.owner_id]}"
+                   f"{xmlutil.element('StorageClass', upload.storage_class)}{checksum}"
                    f"<Initiated>{xmlutil.iso_time(upload.initiated)}</Initiated></Upload>")
     out += [f"<CommonPrefixes>{xmlutil.element('Prefix', enc(p))}</CommonPrefixes>"
             for p in page.common_prefixes]

@@ -10,6 +10,7 @@ from email.utils import formatdate, parsedate_to_datetime
 from cargohold import checksums, errors, xmlutil
 from cargohold.handlers.context import Context, FileSegment, Handler, Reply
 from cargohold.handlers.intake import receive_body
+from cargohold.handlers.tagging import tags_from_header
 from cargohold.store.base import NULL_VERSION, ObjectRecord
 
 MAX_KEY_BYTES = 1024
@@ -107,6 +108,9 @@ async def put_object(ctx: Context) -> Reply:
     if_match, if_none_match = write_conditions(ctx)
     metadata = user_metadata(ctx)
     headers = content_headers(ctx)
+    # Checked before the body is read: bad tags refuse the upload, not a stored object.
+    # Without the header the new object has no tags (an overwrite drops the old ones).
+    tags = tags_from_header(ctx) or {}
     received = await receive_body(ctx, settings.max_object_size)
     computed = received.checksums
     record = ObjectRecord(
@@ -114,7 +118,7 @@ async def put_object(ctx: Context) -> Reply:
         etag=received.md5_hex, inline=received.inline,
         last_modified=time.time(),
         content_type=ctx.headers.get("Content-Type") or "binary/octet-stream",
-        headers=headers, metadata=metadata,
+        headers=headers, metadata=metadata, tags=tags,
         checksums={**computed, "type": "FULL_OBJECT"} if computed else {},
         storage_class=storage_class,
     )
@@ -145,7 +149,8 @@ def _http_date(seconds: int) -> str:
     return formatdate(seconds, usegmt=True)
 
 
-def _parse_http_date(value: str | None) -> float | None:
+def parse_http_date(value: str | None) -> float | None:
+    """An HTTP date as unix time; ``None`` for a missing or unparseable one (S3 ignores it)."""
     if not value:
         return None
     try:
@@ -154,7 +159,8 @@ def _parse_http_date(value: str | None) -> float | None:
         return None
 
 
-def _etag_matches(header: str, etag: str) -> bool:
+def etag_matches(header: str, etag: str) -> bool:
+    """Whether an If-Match / If-None-Match list names ``etag`` (or is ``*``)."""
     candidates = [c.strip() for c in header.split(",")]
     return any(c == "*" or c.removeprefix("W/").strip('"') == etag for c in candidates)
 
@@ -169,18 +175,18 @@ def evaluate_read_conditions(ctx: Context, record: ObjectRecord) -> None:
     modified = int(record.last_modified)  # HTTP dates have whole seconds
     if_match = headers.get("If-Match")
     if if_match is not None:
-        if not _etag_matches(if_match, record.etag):
+        if not etag_matches(if_match, record.etag):
             raise errors.PreconditionFailed(Condition="If-Match")
     else:
-        since = _parse_http_date(headers.get("If-Unmodified-Since"))
+        since = parse_http_date(headers.get("If-Unmodified-Since"))
         if since is not None and modified > since:
             raise errors.PreconditionFailed(Condition="If-Unmodified-Since")
     if_none_match = headers.get("If-None-Match")
     if if_none_match is not None:
-        if _etag_matches(if_none_match, record.etag):
+        if etag_matches(if_none_match, record.etag):
             raise NotModified(record)
     else:
-        since = _parse_http_date(headers.get("If-Modified-Since"))
+        since = parse_http_date(headers.get("If-Modified-Since"))
         if since is not None and modified <= since:
             raise NotModified(record)
 
@@ -236,6 +242,8 @@ def object_headers(record: ObjectRecord, checksum_mode: bool) -> dict[str, str]:
         headers["x-amz-meta-" + name] = value
     if record.storage_class != "STANDARD":
         headers["x-amz-storage-class"] = record.storage_class
+    if record.tags:
+        headers["x-amz-tagging-count"] = str(len(record.tags))
     if checksum_mode:
         for algorithm in checksums.ALGORITHMS:
             if algorithm in record.checksums:

@@ -80,6 +80,9 @@ class ObjectRecord:
     headers: dict[str, str] = field(default_factory=dict)
     # User metadata without the "x-amz-meta-" prefix, lower-case names.
     metadata: dict[str, str] = field(default_factory=dict)
+    # Object tags (at most 10, in the order they were given); replaced by PutObjectTagging
+    # without a new version of the bytes, dropped when the object is overwritten.
+    tags: dict[str, str] = field(default_factory=dict)
     # Flexible checksums: algorithm ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
     # -> base64 value, plus "type" -> "FULL_OBJECT" | "COMPOSITE" where relevant.
     checksums: dict[str, str] = field(default_factory=dict)
@@ -111,6 +114,7 @@ class Upload:
     content_type: str = "binary/octet-stream"
     headers: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # from x-amz-tagging, for the object
     checksum_algorithm: str = ""  # "" or one of the flexible checksum algorithms
     checksum_type: str = ""  # "" | "COMPOSITE" | "FULL_OBJECT"
     storage_class: str = "STANDARD"
@@ -239,6 +243,14 @@ class MetadataStore(Protocol):
         deletion in the same transaction.
         """
 
+    async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectRecord:
+        """Replace the tags of the current object at (bucket, key) in one transaction.
+
+        Nothing else changes: not the bytes, the ETag nor Last-Modified (S3 does not touch
+        them on tagging). Raise ``NoSuchBucket`` if the bucket is gone, ``NoSuchKey`` if
+        there is no object; return the object as it now is.
+        """
+
     async def delete_object(self, bucket: str, key: str) -> ObjectRecord | None:
         """Remove the object, queue its blob for deletion; return what was removed."""
 
@@ -288,10 +300,17 @@ class MetadataStore(Protocol):
     ) -> None:
         """In one transaction: check the upload exists (``NoSuchUpload``), make ``record``
         current (conditions as ``put_object``), drop the upload, and queue the blobs of its
-        parts that the record's manifest does not use and of the replaced object."""
+        parts that the record's manifest does not use and of the replaced object.
+
+        The manifest is checked against the upload's parts inside the transaction, because
+        the caller read them before it: a part re-uploaded since with the same ETag and size
+        (the same bytes) is used with its new blob; any other difference is
+        ``InvalidPart``. So an object never names a blob its upload had already freed.
+        """
 
     async def abort_upload(self, upload_id: str) -> bool:
-        """Drop the upload and queue its parts' blobs; False if it did not exist."""
+        """Drop the upload and queue its parts' blobs; False if it did not exist (so of a
+        completion and an abort racing, exactly one finds the upload)."""
 
     async def list_uploads(
         self,
@@ -302,10 +321,17 @@ class MetadataStore(Protocol):
         upload_id_marker: str = "",
         max_uploads: int = 1000,
     ) -> UploadPage:
-        """In-progress uploads ordered by (key bytes, initiation, upload id)."""
+        """In-progress uploads ordered by (key bytes, initiation, upload id).
+
+        Rolled up by ``delimiter`` like :meth:`list_objects` (a common prefix counts once
+        toward ``max_uploads``). Resumes after ``key_marker``; with ``upload_id_marker``,
+        first with the marker key's uploads after that upload. ``is_truncated`` is exact;
+        the next markers are the last upload (or common prefix, with no upload id).
+        """
 
     async def uploads_initiated_before(self, cutoff: float, limit: int = 1000) -> list[Upload]:
-        """Uploads older than ``cutoff`` (for expiry of abandoned uploads)."""
+        """Uploads initiated before ``cutoff``, oldest first, at most ``limit`` (for the
+        expiry of abandoned uploads, :mod:`cargohold.store.expiry`)."""
 
     # --- blob garbage collection ---
     async def pending_blob_deletions(self, limit: int = 1000) -> list[str]:

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
@@ -120,6 +121,71 @@ class BlobStore:
                 pass
         return removed
 
+    def place(self, blob_id: str) -> None:
+        """Move the finished temp file of ``blob_id`` into place, durably; blocking.
+
+        The rename is only durable once the directory entry is: the metadata commit that
+        follows must never point at a blob a crash could take back.
+        """
+        final = self.path(blob_id)
+        level2 = os.path.dirname(final)
+        if not os.path.isdir(level2):
+            level1 = os.path.dirname(level2)
+            if not os.path.isdir(level1):
+                os.makedirs(level1, exist_ok=True)
+                _fsync_dir(self.blobs_dir)
+            os.makedirs(level2, exist_ok=True)
+            _fsync_dir(level1)
+        os.rename(self.tmp_path(blob_id), final)
+        _fsync_dir(level2)
+
+    async def clone(self, blob_id: str) -> str:
+        """A new blob holding the same bytes as ``blob_id``, without copying them if the
+        file system allows a hard link; returns the new id.
+
+        Blobs are immutable, so two names for one inode are as good as two copies, and each
+        name is owned and freed by exactly one object. ``FileNotFoundError`` when the source
+        blob is gone (its object was replaced and collected meanwhile).
+        """
+        return await self.run(lambda: self.clone_sync(blob_id))
+
+    def clone_sync(self, blob_id: str) -> str:
+        """Blocking :meth:`clone`."""
+        new_id = new_blob_id()
+        source, tmp = self.path(blob_id), self.tmp_path(new_id)
+        try:
+            try:
+                os.link(source, tmp)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                # No hard links here (some network or FUSE file systems): copy in the kernel.
+                shutil.copyfile(source, tmp)
+                with open(tmp, "rb+") as copied:
+                    os.fsync(copied.fileno())
+            # A link shares the source's inode and so its old mtime; the orphan sweeper
+            # judges age by mtime, so the new name must look new before it is visible.
+            os.utime(tmp)
+            self.place(new_id)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return new_id
+
+    def hash_files(self, segments: Iterable[tuple[str, int, int]],
+                   hashers: Sequence[Hasher]) -> int:
+        """Feed the bytes of ``(path, offset, length)`` segments to ``hashers``; blocking.
+
+        Returns the bytes read; ``OSError`` if a file is shorter than its segment.
+        """
+        total = 0
+        for chunk in read_segments(segments):
+            for hasher in hashers:
+                hasher.update(chunk)
+            total += len(chunk)
+        return total
+
     def iter_blob_ids(self, older_than: float) -> Iterator[str]:
         """Ids of committed blobs whose mtime is before the unix time ``older_than``.
 
@@ -136,10 +202,11 @@ class BlobStore:
                     if not is_blob_id(entry.name):
                         continue
                     try:
-                        if entry.stat(follow_symlinks=False).st_mtime < older_than:
-                            yield entry.name
+                        st = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
+                    if st.st_mtime < older_than:
+                        yield entry.name
 
     def sweep_tmp(self, older_than: float) -> int:
         """Remove temp files (abandoned writes) with mtime before ``older_than``; blocking."""
@@ -158,6 +225,29 @@ class BlobStore:
             except FileNotFoundError:
                 continue
         return removed
+
+
+COPY_READ_SIZE: Final = 4 * 1024 * 1024
+
+
+def read_segments(segments: Iterable[tuple[str, int, int]]) -> Iterator[bytes]:
+    """The bytes of ``(path, offset, length)`` file segments in chunks; blocking.
+
+    ``OSError`` (EIO) if a file ends before its segment does: blobs are immutable, so that
+    is corruption, never a race.
+    """
+    for path, offset, length in segments:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            end = offset + length
+            while offset < end:
+                chunk = os.pread(fd, min(COPY_READ_SIZE, end - offset), offset)
+                if not chunk:
+                    raise OSError(errno.EIO, f"blob file shorter than expected: {path}")
+                offset += len(chunk)
+                yield chunk
+        finally:
+            os.close(fd)
 
 
 def _consume_exception(fut: asyncio.Future[Any]) -> None:
@@ -227,6 +317,19 @@ class BlobWriter:
             self._touched = True
             self._pending = asyncio.ensure_future(self.store.run(lambda: self._flush(chunks)))
 
+    async def write_files(self, segments: Sequence[tuple[str, int, int]]) -> None:
+        """Append the bytes of ``(path, offset, length)`` file segments (server-side copy).
+
+        Reading, writing and hashing all happen in one worker-thread job.
+        """
+        if self._done:
+            raise RuntimeError("blob writer already committed or aborted")
+        await self._wait_pending()
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        self._touched = True
+        self.size += sum(length for _, _, length in segments)
+        await self.store.run(lambda: self._fill(chunks, segments))
+
     async def commit(self) -> str:
         """Flush, fsync, rename into place (fsyncing directories); return the blob id.
 
@@ -283,6 +386,12 @@ class BlobWriter:
         for hasher in self.hashers:
             hasher.update(data)
 
+    def _fill(self, chunks: list[bytes], segments: Sequence[tuple[str, int, int]]) -> None:
+        with self._lock:
+            self._flush_locked(chunks)
+            for chunk in read_segments(segments):
+                self._flush_locked([chunk])
+
     def _commit(self, chunks: list[bytes]) -> None:
         with self._lock:
             self._commit_locked(chunks)
@@ -295,19 +404,7 @@ class BlobWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
-        final = self.store.path(self.blob_id)
-        level2 = os.path.dirname(final)
-        if not os.path.isdir(level2):
-            level1 = os.path.dirname(level2)
-            if not os.path.isdir(level1):
-                os.makedirs(level1, exist_ok=True)
-                _fsync_dir(self.store.blobs_dir)
-            os.makedirs(level2, exist_ok=True)
-            _fsync_dir(level1)
-        os.rename(self.store.tmp_path(self.blob_id), final)
-        # The rename is only durable once the directory entry is: the metadata commit that
-        # follows must never point at a blob a crash could take back.
-        _fsync_dir(level2)
+        self.store.place(self.blob_id)
 
     def _discard(self) -> None:
         with self._lock:

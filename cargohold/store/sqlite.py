@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import queue
@@ -228,6 +229,15 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
             "'FULL_OBJECT') WHERE checksum_algorithm != ''",
         ),
     ),
+    (
+        5,
+        (
+            # Object tags as JSON on the row, so GET/HEAD learn the tag count from the row
+            # they already read; uploads carry x-amz-tagging to the completed object.
+            "ALTER TABLE objects ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE uploads ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+        ),
+    ),
 ]
 
 _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -237,7 +247,7 @@ _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
 
 _OBJECT_COLUMNS: Final = (
     "key, version_id, blob_id, size, etag, last_modified, content_type, "
-    "headers, metadata, checksums, storage_class, parts"
+    "headers, metadata, checksums, storage_class, parts, tags"
 )
 _SELECT_OBJECT: Final = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?"
 _SELECT_OBJECT_WITH_DATA: Final = (
@@ -260,18 +270,18 @@ _LIST_UNBOUNDED: Final = (
 _UPSERT_OBJECT: Final = (
     "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
     "content_type, headers, metadata, checksums, storage_class, parts, checksum_algorithm, "
-    "checksum_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "checksum_type, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (bucket, key) DO UPDATE SET version_id = excluded.version_id, "
     "blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, "
     "last_modified = excluded.last_modified, content_type = excluded.content_type, "
     "headers = excluded.headers, metadata = excluded.metadata, "
     "checksums = excluded.checksums, storage_class = excluded.storage_class, "
     "parts = excluded.parts, checksum_algorithm = excluded.checksum_algorithm, "
-    "checksum_type = excluded.checksum_type"
+    "checksum_type = excluded.checksum_type, tags = excluded.tags"
 )
 _UPLOAD_COLUMNS: Final = (
     "upload_id, bucket, key, owner_id, initiated, content_type, headers, metadata, "
-    "checksum_algorithm, checksum_type, storage_class"
+    "checksum_algorithm, checksum_type, storage_class, tags"
 )
 _PART_COLUMNS: Final = "upload_id, number, blob_id, size, etag, last_modified, checksums"
 _LIST_UPLOADS_BOUNDED: Final = (
@@ -333,7 +343,8 @@ def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
         checksums=_dict(row[9]),
         storage_class=row[10],
         parts=_parts(row[11]),
-        inline=row[12] if len(row) > 12 else None,
+        tags=_dict(row[12]),
+        inline=row[13] if len(row) > 13 else None,
     )
 
 
@@ -364,6 +375,7 @@ def _upload(row: Sequence[Any]) -> Upload:
         upload_id=row[0], bucket=row[1], key=bytes(row[2]).decode("utf-8"), owner_id=row[3],
         initiated=row[4], content_type=row[5], headers=_dict(row[6]), metadata=_dict(row[7]),
         checksum_algorithm=row[8], checksum_type=row[9], storage_class=row[10],
+        tags=_dict(row[11]),
     )
 
 
@@ -897,6 +909,26 @@ class SqliteStore(MetadataStore):
 
         await self._write(op)
 
+    async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectRecord:
+        """Replace the current object's tags, nothing else; return the object as it now is.
+
+        ``NoSuchBucket`` if the bucket is gone, ``NoSuchKey`` if the object is.
+        """
+        kb = key_bytes(key)
+        encoded = _json(tags)
+
+        def op(conn: sqlite3.Connection) -> ObjectRecord:
+            _require_bucket(conn, bucket)
+            # One UPDATE of one column: data, ETag and Last-Modified stay as they are.
+            cur = conn.execute("UPDATE objects SET tags = ? WHERE bucket = ? AND key = ?",
+                               (encoded, bucket, kb))
+            if cur.rowcount == 0:
+                raise errors.NoSuchKey(Key=key)
+            row = conn.execute(_SELECT_OBJECT_WITH_DATA, (bucket, kb)).fetchone()
+            return _record(bucket, key, row)
+
+        return await self._write(op)
+
     async def delete_object(self, bucket: str, key: str) -> ObjectRecord | None:
         """Remove the object and queue its blob; return it (``None`` if there was none)."""
         kb = key_bytes(key)
@@ -944,13 +976,13 @@ class SqliteStore(MetadataStore):
             upload.upload_id, upload.bucket, key_bytes(upload.key), upload.owner_id,
             upload.initiated, upload.content_type, _json(upload.headers),
             _json(upload.metadata), upload.checksum_algorithm, upload.checksum_type,
-            upload.storage_class,
+            upload.storage_class, _json(upload.tags),
         )
 
         def op(conn: sqlite3.Connection) -> None:
             _require_bucket(conn, upload.bucket)
             conn.execute(f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", params)
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", params)
 
         await self._write(op)
 
@@ -1015,7 +1047,9 @@ class SqliteStore(MetadataStore):
     ) -> None:
         """Make ``record`` current and drop the upload, in one transaction.
 
-        Blobs of parts the manifest does not use, and of the replaced object, are queued.
+        The manifest is checked against the upload's parts as they are inside the
+        transaction (see :func:`_current_manifest`). Blobs of parts the manifest does not
+        use, and of the replaced object, are queued.
         """
         kb = key_bytes(record.key)
 
@@ -1024,8 +1058,9 @@ class SqliteStore(MetadataStore):
                 "SELECT 1 FROM uploads WHERE upload_id = ?", (upload_id,)
             ).fetchone() is None:
                 raise errors.NoSuchUpload(UploadId=upload_id)
-            _store_object(conn, record, kb, if_match, if_none_match)
-            _drop_upload(conn, upload_id, keep=set(record.blob_ids()))
+            final = _current_manifest(conn, upload_id, record)
+            _store_object(conn, final, kb, if_match, if_none_match)
+            _drop_upload(conn, upload_id, keep=set(final.blob_ids()))
 
         await self._write(op)
 
@@ -1195,6 +1230,7 @@ def _store_object(
             record.etag, record.last_modified, record.content_type, _json(record.headers),
             _json(record.metadata), _json(record.checksums), record.storage_class,
             _parts_json(record.parts), entry.checksum_algorithm, entry.checksum_type,
+            _json(record.tags),
         ),
     )
     if record.inline is not None:
@@ -1237,6 +1273,37 @@ def _delete_one(
     for blob_id in removed.blob_ids():
         _queue_deletion(conn, blob_id)
     return removed
+
+
+def _current_manifest(conn: sqlite3.Connection, upload_id: str,
+                      record: ObjectRecord) -> ObjectRecord:
+    """``record`` with its manifest checked against the upload's parts as they are now.
+
+    The completion read the parts before this transaction. A part re-uploaded since then
+    has a new blob, and the one the manifest names is queued for deletion (the GC may
+    already have removed it): naming it would make an object with a missing part. The same
+    ETag and size mean the same bytes, so the current blob takes its place; anything else
+    is ``InvalidPart``, as if the completion had read the new part.
+    """
+    if not record.parts:
+        return record
+    current = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT number, blob_id, size, etag, checksums FROM upload_parts "
+            "WHERE upload_id = ?", (upload_id,))
+    }
+    parts: list[PartRef] = []
+    for ref in record.parts:
+        now = current.get(ref.number)
+        if now is None or now[1] != ref.size or now[2] != ref.etag:
+            raise errors.InvalidPart(
+                "One or more of the specified parts could not be found. The part may not "
+                "have been uploaded, or the specified entity tag may not match the part's "
+                "entity tag.", UploadId=upload_id, PartNumber=str(ref.number), ETag=ref.etag)
+        parts.append(ref if now[0] == ref.blob_id else
+                     dataclasses.replace(ref, blob_id=now[0], checksums=_dict(now[3])))
+    return dataclasses.replace(record, parts=tuple(parts))
 
 
 def _drop_upload(conn: sqlite3.Connection, upload_id: str, keep: set[str] | None = None) -> bool:
@@ -1372,9 +1439,10 @@ def _list_uploads(
         return empty
     items: list[tuple[bytes, _Row | None]] = []
     truncated = False
-    if upload_id_marker and low == key_marker + b"\x00":
+    if upload_id_marker and low == key_marker + b"\x00" and key_marker.startswith(prefix):
         # Uploads of the marker key after the marker upload, in (initiated, id) order. If
         # that upload is gone, fall back to S3's rule: upload ids greater than the marker.
+        # (A marker key outside the prefix has no uploads to show here.)
         mark = conn.execute(
             "SELECT initiated FROM uploads WHERE upload_id = ?", (upload_id_marker,)
         ).fetchone()

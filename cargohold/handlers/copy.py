@@ -1,0 +1,328 @@
+"""Server-side copy: CopyObject and UploadPartCopy.
+
+Bytes are never pulled through Python when they need not be. A whole-object copy gives the
+new object new names for the same immutable blob files (hard links; a kernel copy where the
+file system has none), so copying 1 GiB costs a few metadata operations. Only what S3 makes
+us hash is read: an UploadPartCopy needs the MD5 of its range for the part's ETag, and a
+copy that asks for a checksum the source does not have needs that checksum.
+
+Each object owns its blob names, so the garbage collector needs no reference counts: a
+replaced or deleted copy frees only its own links.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote
+
+from cargohold import access, checksums, errors, xmlutil
+from cargohold.handlers.context import Context, Handler, Reply
+from cargohold.handlers.multipart import load_upload, part_number
+from cargohold.handlers.objects import (
+    STORAGE_CLASSES,
+    check_canned_acl,
+    content_headers,
+    etag_matches,
+    object_segments,
+    parse_http_date,
+    user_metadata,
+    validate_key,
+    write_conditions,
+)
+from cargohold.handlers.tagging import tags_from_header
+from cargohold.operations import ALL_OPERATIONS
+from cargohold.store.base import NULL_VERSION, ObjectRecord, PartRef, UploadedPart
+
+# S3's cap on a CopyObject source and on one copied part.
+MAX_COPY_SOURCE = 5 * 1024**3
+# A source replaced between reading its record and linking its blobs is read again.
+CLONE_ATTEMPTS = 3
+_SOURCE_HINT = "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
+_RANGE_HINT = ("The x-amz-copy-source-range value must be of the form bytes=first-last where "
+               "first and last are the zero-based offsets of the first and last bytes to copy")
+
+
+@dataclass(frozen=True)
+class CopySource:
+    """The object named by ``x-amz-copy-source``."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+
+
+def parse_copy_source(value: str) -> CopySource:
+    """``[/]bucket/key[?versionId=v]``, the key URL-encoded; ``InvalidArgument`` otherwise."""
+    raw_path, _, raw_query = value.strip().partition("?")
+    try:
+        path = unquote(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        raise errors.InvalidArgument(_SOURCE_HINT, ArgumentName="x-amz-copy-source",
+                                     ArgumentValue=value) from None
+    bucket, _, key = path.removeprefix("/").partition("/")
+    if not bucket or not key:
+        raise errors.InvalidArgument(_SOURCE_HINT, ArgumentName="x-amz-copy-source",
+                                     ArgumentValue=value)
+    version_id = None
+    if raw_query:
+        versions = parse_qs(raw_query, keep_blank_values=True).get("versionId")
+        if versions:
+            version_id = versions[0]
+    return CopySource(bucket, key, version_id)
+
+
+def check_source_conditions(ctx: Context, record: ObjectRecord) -> None:
+    """The ``x-amz-copy-source-if-*`` headers; ``PreconditionFailed`` when one fails.
+
+    S3's pairing rules: a matching If-Match makes If-Unmodified-Since irrelevant, and a
+    failing If-None-Match fails whatever If-Modified-Since says.
+    """
+    headers = ctx.headers
+    modified = int(record.last_modified)
+    if_match = headers.get("x-amz-copy-source-if-match")
+    if if_match is not None:
+        if not etag_matches(if_match, record.etag):
+            raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-Match")
+    else:
+        since = parse_http_date(headers.get("x-amz-copy-source-if-unmodified-since"))
+        if since is not None and modified > since:
+            raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-Unmodified-Since")
+    if_none_match = headers.get("x-amz-copy-source-if-none-match")
+    if if_none_match is not None:
+        if etag_matches(if_none_match, record.etag):
+            raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
+    else:
+        since = parse_http_date(headers.get("x-amz-copy-source-if-modified-since"))
+        if since is not None and modified <= since:
+            raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-Modified-Since")
+
+
+async def load_source(ctx: Context, source: CopySource) -> ObjectRecord:
+    """The source object, once the caller may read it and its conditions hold."""
+    store = ctx.services.store
+    bucket = await store.get_bucket(source.bucket)
+    if bucket is None:
+        raise errors.NoSuchBucket(BucketName=source.bucket)
+    access.authorize(ctx.principal, ALL_OPERATIONS["GetObject"], bucket)
+    if source.version_id is not None and source.version_id != NULL_VERSION:
+        raise errors.InvalidArgument("Invalid version id specified",
+                                     ArgumentName="x-amz-copy-source",
+                                     ArgumentValue=ctx.headers.get("x-amz-copy-source", ""))
+    record = await store.get_object(source.bucket, source.key)
+    if record is None:
+        raise errors.NoSuchKey(Key=source.key)
+    check_source_conditions(ctx, record)
+    return record
+
+
+def _directive(ctx: Context, header: str, what: str) -> str:
+    value = ctx.headers.get(header, "COPY").strip()
+    if value not in ("COPY", "REPLACE"):
+        raise errors.InvalidArgument(f"Unknown {what} directive.", ArgumentName=header,
+                                     ArgumentValue=value)
+    return value
+
+
+def _requested_algorithm(ctx: Context) -> str:
+    algorithm = ctx.headers.get("x-amz-checksum-algorithm", "").strip().upper()
+    if algorithm and algorithm not in checksums.ALGORITHMS:
+        raise errors.InvalidRequest("Checksum algorithm provided is unsupported.")
+    return algorithm
+
+
+def _segments(ctx: Context, record: ObjectRecord, start: int,
+              length: int) -> list[tuple[str, int, int]]:
+    return [(s.path, s.offset, s.length) for s in object_segments(ctx, record, start, length)]
+
+
+async def _clone_blobs(ctx: Context, record: ObjectRecord) -> ObjectRecord:
+    """``record`` with its blobs replaced by fresh links to the same bytes.
+
+    ``FileNotFoundError`` if a source blob vanished (the source was replaced meanwhile);
+    links made before that are removed.
+    """
+    blobs = ctx.services.blobs
+    if record.parts:
+        def clone_parts() -> tuple[PartRef, ...]:
+            made: list[str] = []
+            try:
+                for part in record.parts:
+                    made.append(blobs.clone_sync(part.blob_id) if part.blob_id else "")
+            except BaseException:
+                blobs.delete_sync(b for b in made if b)
+                raise
+            return tuple(dataclasses.replace(p, blob_id=b)
+                         for p, b in zip(record.parts, made, strict=True))
+        return dataclasses.replace(record, parts=await blobs.run(clone_parts))
+    if record.blob_id:
+        return dataclasses.replace(record, blob_id=await blobs.clone(record.blob_id))
+    return record  # inline or empty: the bytes (if any) travel in the record itself
+
+
+async def _cloned_source(ctx: Context, source: CopySource,
+                         record: ObjectRecord) -> tuple[ObjectRecord, ObjectRecord]:
+    """(source record, its clone); reloads a source replaced while it was being linked."""
+    for _ in range(CLONE_ATTEMPTS):
+        try:
+            return record, await _clone_blobs(ctx, record)
+        except FileNotFoundError:
+            record = await load_source(ctx, source)
+    raise errors.InternalError("The copy source kept changing while it was being copied.")
+
+
+async def _checksum_of(ctx: Context, record: ObjectRecord, algorithm: str) -> str:
+    """``algorithm``'s full-object checksum of ``record``'s bytes, read in a thread."""
+    hasher = checksums.new_hasher(algorithm)
+    if record.inline is not None:
+        hasher.update(record.inline)
+    elif record.size:
+        segments = _segments(ctx, record, 0, record.size)
+        await ctx.services.blobs.run(
+            lambda: ctx.services.blobs.hash_files(segments, [hasher]))
+    return checksums.to_b64(hasher.digest())
+
+
+def _result_xml(root: str, etag: str, last_modified: float, sums: dict[str, str]) -> Reply:
+    parts = [xmlutil.element("LastModified", xmlutil.iso_time(last_modified)),
+             f"<ETag>&quot;{etag}&quot;</ETag>"]
+    for algorithm in checksums.ALGORITHMS:
+        if algorithm in sums:
+            parts.append(xmlutil.element(f"Checksum{algorithm}", sums[algorithm]))
+    if "type" in sums:
+        parts.append(xmlutil.element("ChecksumType", sums["type"]))
+    return Reply(body=xmlutil.document(root, parts),
+                 headers={"Content-Type": "application/xml"})
+
+
+async def copy_object(ctx: Context) -> Reply:
+    key = ctx.require_key()
+    bucket = ctx.require_bucket()
+    validate_key(key)
+    check_canned_acl(ctx)
+    source = parse_copy_source(ctx.headers.get("x-amz-copy-source", ""))
+    metadata_directive = _directive(ctx, "x-amz-metadata-directive", "metadata")
+    tagging_directive = _directive(ctx, "x-amz-tagging-directive", "tagging")
+    storage_header = ctx.headers.get("x-amz-storage-class")
+    storage_class = (storage_header or "STANDARD").strip().upper()
+    if storage_class not in STORAGE_CLASSES:
+        raise errors.InvalidStorageClass(StorageClassRequested=storage_class)
+    algorithm = _requested_algorithm(ctx)
+    if_match, if_none_match = write_conditions(ctx)
+    replace_metadata = metadata_directive == "REPLACE"
+    if replace_metadata:
+        content_type = ctx.headers.get("Content-Type") or "binary/octet-stream"
+        stored_headers, metadata = content_headers(ctx), user_metadata(ctx)
+    new_tags = (tags_from_header(ctx) or {}) if tagging_directive == "REPLACE" else None
+
+    record = await load_source(ctx, source)
+    if source.bucket == bucket.name and source.key == key and not (
+            replace_metadata or storage_header is not None or algorithm):
+        raise errors.InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect "
+            "location or encryption attributes.")
+    if record.size > MAX_COPY_SOURCE:
+        raise errors.InvalidRequest("The specified copy source is larger than the maximum "
+                                    f"allowable size for a copy source: {MAX_COPY_SOURCE}")
+    record, clone = await _cloned_source(ctx, source, record)
+    try:
+        sums = dict(record.checksums)
+        if algorithm and (algorithm not in sums or sums.get("type") == "COMPOSITE"):
+            sums = {algorithm: await _checksum_of(ctx, clone, algorithm), "type": "FULL_OBJECT"}
+        elif algorithm:
+            sums = {algorithm: sums[algorithm], "type": "FULL_OBJECT"}
+        changes: dict[str, object] = {
+            "bucket": bucket.name, "key": key, "last_modified": time.time(),
+            "storage_class": storage_class, "checksums": sums, "version_id": NULL_VERSION,
+        }
+        if replace_metadata:
+            changes.update(content_type=content_type, headers=stored_headers,
+                           metadata=metadata)
+        if new_tags is not None:
+            changes["tags"] = new_tags
+        new_record = dataclasses.replace(clone, **changes)  # type: ignore[arg-type]
+        await ctx.services.store.put_object(new_record, if_match=if_match,
+                                            if_none_match=if_none_match)
+    except BaseException:
+        # Never committed: the fresh links are nobody's (the sweeper would find them too).
+        await ctx.services.blobs.delete(clone.blob_ids())
+        raise
+    return _result_xml("CopyObjectResult", new_record.etag, new_record.last_modified,
+                       new_record.checksums)
+
+
+def parse_copy_range(value: str, size: int) -> tuple[int, int]:
+    """``bytes=first-last`` (both inclusive, within the source); ``InvalidArgument`` else."""
+    spec = value.strip()
+    first, dash, last = spec.removeprefix("bytes=").partition("-")
+    if (not spec.startswith("bytes=") or not dash or not first.isdigit()
+            or not last.isdigit() or int(first) > int(last)):
+        raise errors.InvalidArgument(_RANGE_HINT, ArgumentName="x-amz-copy-source-range",
+                                     ArgumentValue=value)
+    start, end = int(first), int(last)
+    if end >= size:
+        raise errors.InvalidArgument(
+            f"Range specified is not valid for source object of size: {size}",
+            ArgumentName="x-amz-copy-source-range", ArgumentValue=value)
+    return start, end
+
+
+async def upload_part_copy(ctx: Context) -> Reply:
+    number = part_number(ctx.query.get("partNumber"))
+    upload = await load_upload(ctx)
+    source = parse_copy_source(ctx.headers.get("x-amz-copy-source", ""))
+    record = await load_source(ctx, source)
+    range_header = ctx.headers.get("x-amz-copy-source-range")
+    if range_header is not None:
+        start, end = parse_copy_range(range_header, record.size)
+    else:
+        start, end = 0, record.size - 1
+    length = end - start + 1
+    if length > MAX_COPY_SOURCE:
+        raise errors.InvalidRequest("The specified copy source is larger than the maximum "
+                                    f"allowable size for a copy source: {MAX_COPY_SOURCE}")
+    algorithm = upload.checksum_algorithm
+    whole = start == 0 and length == record.size
+    if (whole and record.blob_id and not record.parts and "-" not in record.etag
+            and (not algorithm or algorithm in record.checksums)):
+        # The part is the source's single blob as it is: link it, reuse its digests.
+        record, clone = await _cloned_source(ctx, source, record)
+        blob_id, etag = clone.blob_id, record.etag
+        sums = {algorithm: record.checksums[algorithm]} if algorithm else {}
+    else:
+        blob_id, etag, sums = await _copy_range(ctx, record, start, length, algorithm)
+    part = UploadedPart(upload_id=upload.upload_id, number=number, blob_id=blob_id,
+                        size=length, etag=etag, last_modified=time.time(), checksums=sums)
+    try:
+        await ctx.services.store.put_part(part)
+    except BaseException:
+        if blob_id:
+            await ctx.services.blobs.delete([blob_id])
+        raise
+    return _result_xml("CopyPartResult", part.etag, part.last_modified, sums)
+
+
+async def _copy_range(ctx: Context, record: ObjectRecord, start: int, length: int,
+                      algorithm: str) -> tuple[str, str, dict[str, str]]:
+    """Write bytes [start, start+length) of ``record`` to a new blob, hashing them for the
+    part's ETag (and the upload's checksum); returns (blob id, md5 hex, checksums)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    extra = checksums.new_hasher(algorithm) if algorithm else None
+    hashers = [md5, *([extra] if extra is not None else [])]
+    async with ctx.services.blobs.open_writer(hashers) as writer:
+        if record.inline is not None:
+            await writer.write(record.inline[start:start + length])
+        elif length:
+            await writer.write_files(_segments(ctx, record, start, length))
+        blob_id = await writer.commit()
+    sums = {algorithm: checksums.to_b64(extra.digest())} if extra is not None else {}
+    return blob_id, md5.hexdigest(), sums
+
+
+HANDLERS: dict[str, Handler] = {
+    "CopyObject": copy_object,
+    "UploadPartCopy": upload_part_copy,
+}
