@@ -42,6 +42,7 @@ from s3client import (
     Response,
     S3Client,
     ThreadedConnection,
+    encode_path,
     make_random_file,
     sha256_file,
 )
@@ -58,18 +59,20 @@ ACCESS_KEY = "BENCHACCESSKEY000001"
 SECRET_KEY = "benchSecretKey/0000000000000000000000001"
 BUCKET = "bench"
 MiB = 1 << 20
+GiB = 1 << 30
 MB = 1_000_000
 GB = 1_000_000_000
 ALL_PHASES = (
     "get4k", "head4k", "put4k", "list1000", "delim",
-    "get256m", "put256m", "mem", "small_w1",
+    "get256m", "put256m", "mpu1g", "complete64", "copy1g", "mem", "small_w1",
 )  # fmt: skip
 OPTIONAL_PHASES = ("client",)
 ALL_SERVERS = ("nginx", "seaweedfs", "cargohold")
 # which phases each server takes part in
 SERVER_PHASES: dict[str, set[str]] = {
     "nginx": {"get4k", "head4k", "get256m", "client"},
-    "seaweedfs": {"get4k", "head4k", "put4k", "list1000", "get256m", "put256m"},
+    "seaweedfs": {"get4k", "head4k", "put4k", "list1000", "get256m", "put256m"}
+    | {"mpu1g", "complete64", "copy1g"},
     "cargohold": set(ALL_PHASES),
 }
 MEM_GROWTH_LIMIT_MIB = 64.0
@@ -94,6 +97,15 @@ class Sizes:
     delim_keys_per_prefix: int = 100
     delim_ops: int = 300
     mem_total: int = 2048 * MiB
+    mpu_total: int = 1024 * MiB  # mpu1g: one multipart upload of this size ...
+    mpu_part: int = 16 * MiB  # ... in parts of this size ...
+    mpu_inflight: int = 4  # ... this many at a time
+    mpu_reps: int = 2
+    complete_parts: int = 64  # complete64: CompleteMultipartUpload of this many parts ...
+    complete_part_size: int = 5 * MiB  # ... of S3's minimum size (uploaded beforehand)
+    complete_reps: int = 5
+    copy_size: int = 1024 * MiB  # copy1g: server-side CopyObject of an object this big
+    copy_reps: int = 3
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -102,6 +114,7 @@ class Sizes:
             small_ops=4000, small_secs=1.0, warmup_ops=200, large=32 * MiB,
             large_get_reps=4, large_put_reps=2, large_secs=5.0, list_ops=300,
             delim_keys_per_prefix=20, delim_ops=60, mem_total=256 * MiB,
+            mpu_total=128 * MiB, mpu_reps=1, complete_reps=3, copy_size=128 * MiB, copy_reps=2,
         )  # fmt: skip
 
 
@@ -515,6 +528,274 @@ async def phase_put_large(ctx: Ctx) -> Result:
     return r
 
 
+# -- multipart uploads and server-side copies ---------------------------------------------
+
+
+def xml_text(body: bytes, tag: str) -> str:
+    """The text of the first ``<tag>`` element of an S3 XML response ("" if absent)."""
+    m = re.search(rb"<" + tag.encode() + rb">([^<]*)</" + tag.encode() + rb">", body)
+    return m.group(1).decode() if m else ""
+
+
+def part_body(ctx: Ctx, number: int, part_size: int, total: int) -> FileBody:
+    """Part ``number`` (1-based) of a ``total``-byte multipart upload in ``part_size`` parts:
+    bytes of the big file from successive offsets (wrapping around), so parts differ."""
+    span = ctx.sizes.large
+    if part_size > span:
+        raise ValueError(f"part size {part_size} is larger than the source file ({span})")
+    size = min(part_size, total - (number - 1) * part_size)
+    offset = min(((number - 1) * part_size) % span, span - size)
+    return FileBody(str(ctx.big_file), size, offset)
+
+
+async def mpu_create(ctx: Ctx, conn: Connection, key: str) -> str:
+    """CreateMultipartUpload; returns the upload id."""
+    assert ctx.s3 is not None
+    target, headers = ctx.s3.signed("POST", f"/{BUCKET}/{key}", {"uploads": ""})
+    resp = await conn.request("POST", target, headers, b"")
+    upload_id = xml_text(resp.body, "UploadId")
+    if resp.status != 200 or not upload_id:
+        raise RuntimeError(f"CreateMultipartUpload: HTTP {resp.status} {resp.body[:300]!r}")
+    return upload_id
+
+
+async def mpu_upload_parts(
+    ctx: Ctx, key: str, upload_id: str, total: int, part_size: int, inflight: int
+) -> tuple[list[str], list[float]]:
+    """UploadPart of ``total`` bytes in ``part_size`` parts, ``inflight`` at a time (blocking
+    sockets in worker threads, bodies sent with ``sendfile``); returns (ETags, latencies)."""
+    assert ctx.s3 is not None
+    s3 = ctx.s3
+    count = -(-total // part_size)
+    etags = [""] * count
+    lats: list[float] = []
+    numbers = iter(range(1, count + 1))
+
+    async def worker() -> None:
+        conn = ctx.big_conn()
+        try:
+            for n in numbers:
+                query = {"partNumber": str(n), "uploadId": upload_id}
+                target, headers = s3.signed("PUT", f"/{BUCKET}/{key}", query)
+                t0 = time.perf_counter()
+                body = part_body(ctx, n, part_size, total)
+                resp = await conn.request("PUT", target, headers, body)
+                lats.append(time.perf_counter() - t0)
+                etag = resp.headers.get("etag", "")
+                if resp.status != 200 or not etag:
+                    raise RuntimeError(f"UploadPart {n}: HTTP {resp.status} {resp.body[:300]!r}")
+                etags[n - 1] = etag
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(min(inflight, count))))
+    return etags, lats
+
+
+def complete_body(etags: list[str]) -> bytes:
+    parts = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+        for n, etag in enumerate(etags, start=1)
+    )
+    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+
+
+async def mpu_complete(
+    ctx: Ctx, conn: Connection, key: str, upload_id: str, etags: list[str]
+) -> Response:
+    """CompleteMultipartUpload (payload SHA-256 signed); raises unless it succeeded."""
+    assert ctx.s3 is not None
+    import hashlib
+
+    body = complete_body(etags)
+    target, headers = ctx.s3.signed(
+        "POST", f"/{BUCKET}/{key}", {"uploadId": upload_id},
+        payload_hash=hashlib.sha256(body).hexdigest(),
+    )  # fmt: skip
+    resp = await conn.request("POST", target, headers, body)
+    # S3 may answer 200 and still report an error in the body
+    if resp.status != 200 or b"<CompleteMultipartUploadResult" not in resp.body:
+        raise RuntimeError(f"CompleteMultipartUpload: HTTP {resp.status} {resp.body[:300]!r}")
+    return resp
+
+
+async def head_object(ctx: Ctx, conn: Connection, key: str) -> Response:
+    assert ctx.s3 is not None
+    target, headers = ctx.s3.signed("HEAD", f"/{BUCKET}/{key}")
+    return await conn.request("HEAD", target, headers)
+
+
+async def check_object(ctx: Ctx, conn: Connection, key: str, size: int, parts: int = 0) -> None:
+    """HEAD ``key``: it must have ``size`` bytes (and a ``-parts`` ETag when given)."""
+    resp = await head_object(ctx, conn, key)
+    length = int(resp.headers.get("content-length", "-1"))
+    etag = resp.headers.get("etag", "")
+    if resp.status != 200 or length != size or (parts and not etag.endswith(f'-{parts}"')):
+        raise RuntimeError(
+            f"HEAD {key}: HTTP {resp.status}, {length} bytes (want {size}), ETag {etag}"
+            + (f" (want -{parts})" if parts else "")
+        )
+
+
+async def multipart_upload(
+    ctx: Ctx, key: str, total: int, part_size: int, inflight: int
+) -> list[float]:
+    """A whole multipart upload of ``total`` bytes; returns the part latencies."""
+    conn = ctx.conn()
+    try:
+        upload_id = await mpu_create(ctx, conn, key)
+        etags, lats = await mpu_upload_parts(ctx, key, upload_id, total, part_size, inflight)
+        await mpu_complete(ctx, conn, key, upload_id, etags)
+    finally:
+        conn.close()
+    return lats
+
+
+async def phase_mpu(ctx: Ctx) -> Result:
+    """Multipart uploads of ``mpu_total`` bytes in ``mpu_part`` parts, ``mpu_inflight`` at a
+    time: create + parts + complete, timed and CPU-measured as a whole."""
+    sz = ctx.sizes
+    count = -(-sz.mpu_total // sz.mpu_part)
+    res = Result(server=ctx.name, phase="mpu1g")
+    run_id = f"{int(time.time() * 1000):x}"
+    lats: list[float] = []
+    per_upload: list[float] = []
+    cpu0, cli0 = ctx.server.cpu_seconds(), time.process_time()
+    for rep in range(sz.mpu_reps):
+        t0 = time.perf_counter()
+        lats += await multipart_upload(
+            ctx, f"M/{run_id}/{rep}", sz.mpu_total, sz.mpu_part, sz.mpu_inflight
+        )
+        per_upload.append(time.perf_counter() - t0)
+    cpu1, cli1 = ctx.server.cpu_seconds(), time.process_time()
+    conn = ctx.conn()
+    try:
+        await check_object(ctx, conn, f"M/{run_id}/0", sz.mpu_total, count)
+    finally:
+        conn.close()
+    lats.sort()
+    res.ops, res.seconds, res.bytes = len(lats), sum(per_upload), sz.mpu_total * sz.mpu_reps
+    res.ops_s = res.ops / res.seconds
+    res.mb_s = res.bytes / MB / res.seconds
+    res.p50_ms, res.p99_ms = pct(lats, 0.5) * 1000, pct(lats, 0.99) * 1000
+    res.server_cpu_s = cpu1 - cpu0
+    res.cpu_us_per_op = res.server_cpu_s / res.ops * 1e6
+    res.cpu_s_per_gb = res.server_cpu_s / (res.bytes / GB)
+    res.client_cpu_us_per_op = (cli1 - cli0) / res.ops * 1e6
+    res.extra.update(
+        object_bytes=sz.mpu_total, part_bytes=sz.mpu_part, parts=count,
+        inflight=sz.mpu_inflight, uploads=sz.mpu_reps,
+        upload_s=per_upload, ops_are="UploadPart requests (latency columns are per part)",
+    )  # fmt: skip
+    return res
+
+
+async def phase_complete(ctx: Ctx) -> Result:
+    """CompleteMultipartUpload of ``complete_parts`` parts uploaded beforehand (not timed);
+    only the Complete call is timed, ``complete_reps`` times (fresh upload each time)."""
+    sz = ctx.sizes
+    res = Result(server=ctx.name, phase="complete64")
+    run_id = f"{int(time.time() * 1000):x}"
+    times: list[float] = []
+    cpu = 0.0
+    conn = ctx.conn()
+    try:
+        for rep in range(sz.complete_reps):
+            key = f"C/{run_id}/{rep}"
+            upload_id = await mpu_create(ctx, conn, key)
+            etags, _ = await mpu_upload_parts(
+                ctx, key, upload_id, sz.complete_parts * sz.complete_part_size,
+                sz.complete_part_size, sz.mpu_inflight,
+            )  # fmt: skip
+            await asyncio.sleep(0.2)  # let the server settle after the uploads
+            cpu0 = ctx.server.cpu_seconds()
+            t0 = time.perf_counter()
+            await mpu_complete(ctx, conn, key, upload_id, etags)
+            times.append(time.perf_counter() - t0)
+            cpu += ctx.server.cpu_seconds() - cpu0
+        total = sz.complete_parts * sz.complete_part_size
+        await check_object(ctx, conn, f"C/{run_id}/0", total, sz.complete_parts)
+    finally:
+        conn.close()
+    res.ops, res.seconds = len(times), sum(times)
+    res.ops_s = res.ops / res.seconds
+    res.p50_ms = statistics.median(times) * 1000
+    res.p99_ms = max(times) * 1000
+    res.server_cpu_s = cpu
+    res.cpu_us_per_op = cpu / res.ops * 1e6
+    res.extra.update(
+        parts=sz.complete_parts, part_bytes=sz.complete_part_size,
+        runs_ms=[t * 1000 for t in times], p50_is="median", p99_is="max",
+    )  # fmt: skip
+    return res
+
+
+async def phase_copy(ctx: Ctx) -> list[Result]:
+    """Server-side CopyObject of a ``copy_size`` object, ``copy_reps`` times to new keys:
+    ``copy1g`` from an object stored with one PUT, ``copy1g_mpu`` from one uploaded in
+    ``mpu_part`` parts (the form large objects take when clients upload them)."""
+    sz = ctx.sizes
+    assert ctx.s3 is not None
+    s3 = ctx.s3
+    run_id = f"{int(time.time() * 1000):x}"
+    conn = ctx.big_conn()
+    try:
+        repeat = max(1, sz.copy_size // sz.large)
+        single = f"X/{run_id}/single"
+        body = FileBody(str(ctx.big_file), min(sz.large, sz.copy_size), repeat=repeat)
+        resp = await s3.put_file(conn, f"/{BUCKET}/{single}", body)
+        if resp.status != 200:
+            raise RuntimeError(f"copy source PUT: HTTP {resp.status} {resp.body[:300]!r}")
+    finally:
+        conn.close()
+    size = min(sz.large, sz.copy_size) * repeat
+    multi = f"X/{run_id}/multi"
+    await multipart_upload(ctx, multi, size, sz.mpu_part, sz.mpu_inflight)
+    out = []
+    for phase, source in (("copy1g", single), ("copy1g_mpu", multi)):
+        res = Result(server=ctx.name, phase=phase)
+        times: list[float] = []
+        conn = ctx.big_conn()
+        try:
+            cpu0, cli0 = ctx.server.cpu_seconds(), time.process_time()
+            for rep in range(sz.copy_reps):
+                dest = f"{source}-copy{rep}"
+                target, headers = s3.signed(
+                    "PUT", f"/{BUCKET}/{dest}",
+                    signed_extra={"x-amz-copy-source": encode_path(f"/{BUCKET}/{source}")},
+                )  # fmt: skip
+                t0 = time.perf_counter()
+                resp = await conn.request("PUT", target, headers)
+                times.append(time.perf_counter() - t0)
+                if resp.status != 200 or b"<CopyObjectResult" not in resp.body:
+                    res.errors += 1
+                    res.error_sample = f"HTTP {resp.status}: {resp.body[:300]!r}"
+                    break
+            cpu1, cli1 = ctx.server.cpu_seconds(), time.process_time()
+            if not res.errors:
+                await check_object(ctx, conn, f"{source}-copy0", size)
+        finally:
+            conn.close()
+        if not res.errors:
+            res.ops, res.seconds, res.bytes = len(times), sum(times), size * len(times)
+            res.ops_s = res.ops / res.seconds
+            res.mb_s = res.bytes / MB / res.seconds
+            res.p50_ms = statistics.median(times) * 1000
+            res.p99_ms = max(times) * 1000
+            res.server_cpu_s = cpu1 - cpu0
+            res.cpu_us_per_op = res.server_cpu_s / res.ops * 1e6
+            res.cpu_s_per_gb = res.server_cpu_s / (res.bytes / GB)
+            res.client_cpu_us_per_op = (cli1 - cli0) / res.ops * 1e6
+        res.extra.update(
+            object_bytes=size, source="one PUT" if source == single else
+            f"{-(-size // sz.mpu_part)} parts of {sz.mpu_part // MiB} MiB",
+            runs_ms=[t * 1000 for t in times], p50_is="median", p99_is="max",
+            mb_s_is="logical bytes copied per second",
+        )  # fmt: skip
+        out.append(res)
+    return out
+
+
 async def sample_rss(server: Server, stop: asyncio.Event, peak: list[int]) -> None:
     """Record the peak RSS of the server tree every 50 ms until ``stop`` is set."""
     while not stop.is_set():
@@ -664,6 +945,12 @@ async def bench_server(
                 out = await phase_get_large(ctx)
             elif phase == "put256m":
                 out = await phase_put_large(ctx)
+            elif phase == "mpu1g":
+                out = await phase_mpu(ctx)
+            elif phase == "complete64":
+                out = await phase_complete(ctx)
+            elif phase == "copy1g":
+                out = await phase_copy(ctx)
             elif phase == "mem":
                 out = await phase_mem(ctx)
             elif phase == "client":
@@ -833,6 +1120,11 @@ def ratio_target(
     return Target(name, value, f"{op} {limit:g}{unit}", "PASS" if ok else "FAIL", detail)
 
 
+def size_label(n: int) -> str:
+    """``1 GiB`` or ``128 MiB``."""
+    return f"{n // GiB} GiB" if n % GiB == 0 else f"{n // MiB} MiB"
+
+
 def evaluate(results: list[Result], meta: dict[str, Any], sizes: Sizes) -> list[Target]:
     """Compute the issue's targets from the results."""
     c = "cargohold"
@@ -872,6 +1164,31 @@ def evaluate(results: list[Result], meta: dict[str, Any], sizes: Sizes) -> list[
         ratio_target("1000-key list page server CPU vs SeaweedFS", find(results, c, "list1000"),
                      find(results, "seaweedfs", "list1000"), "cpu_us_per_op", "<=", 0.5)
     )  # fmt: skip
+    mp = f"{size_label(sizes.mpu_total)} multipart upload"
+    t += [
+        ratio_target(f"{mp} MB/s vs SeaweedFS", find(results, c, "mpu1g"),
+                     find(results, "seaweedfs", "mpu1g"), "mb_s", ">=", 1.5),
+        ratio_target(f"{mp} server CPU/GB vs SeaweedFS", find(results, c, "mpu1g"),
+                     find(results, "seaweedfs", "mpu1g"), "cpu_s_per_gb", "<=", 1 / 3),
+    ]  # fmt: skip
+    cm = find(results, c, "complete64")
+    cs = find(results, "seaweedfs", "complete64")
+    name = f"CompleteMultipartUpload of {sizes.complete_parts} parts p50 ms"
+    t.append(
+        Target(name, cm.p50_ms, "<= 20 ms", "PASS" if cm.p50_ms <= 20 else "FAIL",
+               f"max {cm.p99_ms:.1f} ms" + (f"; SeaweedFS p50 {cs.p50_ms:.1f} ms" if cs else ""))
+        if cm else Target(name, None, "<= 20 ms", "N/A", "no result")
+    )  # fmt: skip
+    for phase, what in (("copy1g", "one-PUT"), ("copy1g_mpu", "multipart")):
+        cc = find(results, c, phase)
+        cs = find(results, "seaweedfs", phase)
+        name = f"{size_label(sizes.copy_size)} CopyObject, {what} source, p50 ms"
+        peer = f"; SeaweedFS p50 {cs.p50_ms:.0f} ms" if cs else ""
+        t.append(
+            Target(name, cc.p50_ms, "< 1000 ms", "PASS" if cc.p50_ms < 1000 else "FAIL",
+                   f"max {cc.p99_ms:.0f} ms{peer}")
+            if cc else Target(name, None, "< 1000 ms", "N/A", "no result")
+        )  # fmt: skip
     d = find(results, c, "delim")
     t.append(
         Target("delimiter list (100 prefixes) p50 ms", d.p50_ms if d else None, "report",

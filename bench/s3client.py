@@ -70,20 +70,35 @@ class SigV4Signer:
         path: str,
         query: Mapping[str, str] | None = None,
         payload_hash: str = UNSIGNED_PAYLOAD,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
         """Return the headers (Host, x-amz-*, Authorization) that authenticate a request.
 
         ``path`` must already be URI-encoded (see :func:`encode_path`); ``query`` values
-        are raw and are encoded here exactly as they must appear on the wire.
+        are raw and are encoded here exactly as they must appear on the wire.  ``headers``
+        (e.g. ``x-amz-copy-source``, which S3 requires to be signed) are signed too and
+        included in the result.
         """
         amz_date = self._now()
         date = amz_date[:8]
         canonical_query = canonical_query_string(query)
-        canonical = (
-            f"{method}\n{path}\n{canonical_query}\n"
-            f"host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n\n"
-            f"host;x-amz-content-sha256;x-amz-date\n{payload_hash}"
-        )
+        if headers:
+            signed = {"host": host, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
+            signed.update((k.lower(), v.strip()) for k, v in headers.items())
+            names = sorted(signed)
+            signed_headers = ";".join(names)
+            canonical = (
+                f"{method}\n{path}\n{canonical_query}\n"
+                + "".join(f"{n}:{signed[n]}\n" for n in names)
+                + f"\n{signed_headers}\n{payload_hash}"
+            )
+        else:
+            signed_headers = "host;x-amz-content-sha256;x-amz-date"
+            canonical = (
+                f"{method}\n{path}\n{canonical_query}\n"
+                f"host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n\n"
+                f"{signed_headers}\n{payload_hash}"
+            )
         scope = f"{date}/{self.region}/{self.service}/aws4_request"
         to_sign = (
             f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n"
@@ -94,9 +109,10 @@ class SigV4Signer:
             "Host": host,
             "x-amz-content-sha256": payload_hash,
             "x-amz-date": amz_date,
+            **(headers or {}),
             "Authorization": (
                 f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
-                f"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}"
+                f"SignedHeaders={signed_headers}, Signature={signature}"
             ),
         }
 
@@ -458,10 +474,14 @@ class S3Client:
         query: Mapping[str, str] | None = None,
         payload_hash: str = UNSIGNED_PAYLOAD,
         extra: Iterable[tuple[str, str]] = (),
+        signed_extra: Mapping[str, str] | None = None,
     ) -> tuple[str, dict[str, str]]:
-        """Return ``(target, headers)`` for a signed request on ``path`` (unencoded)."""
+        """Return ``(target, headers)`` for a signed request on ``path`` (unencoded).
+
+        ``extra`` headers are sent unsigned; ``signed_extra`` ones are sent and signed.
+        """
         enc = encode_path(path)
-        headers = self.signer.sign(method, self.host_header, enc, query, payload_hash)
+        headers = self.signer.sign(method, self.host_header, enc, query, payload_hash, signed_extra)
         headers.update(extra)
         qs = canonical_query_string(query)
         return (f"{enc}?{qs}" if qs else enc), headers

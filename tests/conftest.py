@@ -112,6 +112,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(data_dir=data_dir).start()
     yield proc
     proc.stop()
+    # Blobs of deleted test objects wait for the collector; do not leave gigabytes behind.
+    shutil.rmtree(data_dir / "blobs", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
