@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cargohold import config, errors, server
-from cargohold.store.base import AccessKey, Account, MetadataStore
+from cargohold.store.base import KEY_PERMISSIONS, AccessKey, Account, MetadataStore
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,10 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
 
     key = areas.add_parser("key").add_subparsers(dest="action", required=True)
-    key_create = key.add_parser("create")
+    key_create = key.add_parser("create", help="a full-access key, or a limited one with "
+                                "--grant")
     key_create.add_argument("--account", required=True)
     key_create.add_argument("--access-key")
     key_create.add_argument("--secret-key")
+    key_create.add_argument("--grant", action="append", default=[], metavar="BUCKET:PERM",
+                            help="limit the key to BUCKET with PERM (read, readwrite, "
+                            "fullaccess); repeat for more buckets")
+    key_update = key.add_parser("update", help="replace the grants of a limited key")
+    key_update.add_argument("key")
+    key_update.add_argument("--grant", action="append", default=[], metavar="BUCKET:PERM")
+    key_update.add_argument("--clear-grants", action="store_true",
+                            help="leave the key limited to no bucket at all")
     key_list = key.add_parser("list")
     key_list.add_argument("--account")
     key_delete = key.add_parser("delete")
@@ -80,7 +89,10 @@ def _account_dict(account: Account) -> dict[str, Any]:
 
 def _key_dict(key: AccessKey, account: Account | None, secret: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"access_key": key.access_key,
-                           "account": account.name if account else key.account_id}
+                           "account": account.name if account else key.account_id,
+                           "access": "limited" if key.is_limited else "full"}
+    if key.grants is not None:
+        out["grants"] = dict(sorted(key.grants.items()))
     if secret:
         out["secret_key"] = key.secret_key
     return out
@@ -90,7 +102,7 @@ async def _admin(settings: config.Settings, args: argparse.Namespace) -> Any:
     store = server.open_store(settings)
     await store.open()
     try:
-        return await _admin_action(store, args)
+        return await _admin_action(store, settings, args)
     finally:
         await store.close()
 
@@ -102,17 +114,43 @@ async def _account_named(store: MetadataStore, name: str) -> Account:
     return account
 
 
-async def _new_key(store: MetadataStore, account: Account, access_key: str | None,
-                   secret_key: str | None) -> AccessKey:
+async def _new_key(store: MetadataStore, settings: config.Settings, account: Account,
+                   access_key: str | None, secret_key: str | None,
+                   grants: dict[str, str] | None = None) -> AccessKey:
     if bool(access_key) != bool(secret_key):
         raise errors.InvalidArgument("--access-key and --secret-key go together")
+    if len(await store.list_keys(account.canonical_id)) >= settings.max_access_keys:
+        raise errors.InvalidRequest(f"Account {account.name!r} already has "
+                                    f"{settings.max_access_keys} access keys.")
     key = AccessKey(access_key or server.new_access_key(),
-                    secret_key or server.new_secret_key(), account.canonical_id, time.time())
+                    secret_key or server.new_secret_key(), account.canonical_id, time.time(),
+                    grants=grants)
     await store.create_key(key)
     return key
 
 
-async def _admin_action(store: MetadataStore, args: argparse.Namespace) -> Any:
+async def _parse_grants(store: MetadataStore, account_id: str,
+                        specs: Sequence[str]) -> dict[str, str]:
+    """``BUCKET:PERM`` arguments as grants, each naming an existing bucket of the account."""
+    grants: dict[str, str] = {}
+    for spec in specs:
+        bucket_name, _, permission = spec.rpartition(":")
+        if not bucket_name or permission not in KEY_PERMISSIONS:
+            raise errors.InvalidArgument(
+                f"invalid grant {spec!r}: use BUCKET:PERM with PERM one of "
+                f"{', '.join(KEY_PERMISSIONS)}")
+        if bucket_name in grants:
+            raise errors.InvalidArgument(f"bucket {bucket_name!r} is granted twice")
+        bucket = await store.get_bucket(bucket_name)
+        if bucket is None or bucket.owner_id != account_id:
+            raise errors.InvalidArgument(
+                f"no bucket {bucket_name!r} belongs to the key's account")
+        grants[bucket_name] = permission
+    return grants
+
+
+async def _admin_action(store: MetadataStore, settings: config.Settings,
+                        args: argparse.Namespace) -> Any:
     if args.area == "account":
         if args.action == "create":
             canonical_id = args.canonical_id or server.new_canonical_id()
@@ -120,7 +158,7 @@ async def _admin_action(store: MetadataStore, args: argparse.Namespace) -> Any:
                               display_name=args.display_name or args.name,
                               email=args.email, created=time.time())
             await store.create_account(account)
-            key = await _new_key(store, account, args.access_key, args.secret_key)
+            key = await _new_key(store, settings, account, args.access_key, args.secret_key)
             return {**_account_dict(account), **_key_dict(key, account, secret=True)}
         if args.action == "list":
             return [_account_dict(a) for a in await store.list_accounts()]
@@ -131,8 +169,20 @@ async def _admin_action(store: MetadataStore, args: argparse.Namespace) -> Any:
     if args.area == "key":
         if args.action == "create":
             account = await _account_named(store, args.account)
-            key = await _new_key(store, account, args.access_key, args.secret_key)
+            grants = (await _parse_grants(store, account.canonical_id, args.grant)
+                      if args.grant else None)
+            key = await _new_key(store, settings, account, args.access_key, args.secret_key,
+                                 grants)
             return _key_dict(key, account, secret=True)
+        if args.action == "update":
+            existing = await store.get_key(args.key)
+            if existing is None:
+                raise errors.InvalidArgument(f"no access key {args.key!r}")
+            if not args.grant and not args.clear_grants:
+                raise errors.InvalidArgument("give --grant BUCKET:PERM or --clear-grants")
+            grants = await _parse_grants(store, existing.account_id, args.grant)
+            key = await store.set_key_grants(args.key, grants)
+            return _key_dict(key, await store.get_account(key.account_id), secret=False)
         if args.action == "list":
             account_id = None
             if args.account:

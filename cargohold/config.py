@@ -24,6 +24,7 @@ class Settings:
     domain: str = "localhost"
     workers: int = 0  # 0: one per core
     max_buckets: int = 100
+    max_access_keys: int = 200  # per account (Spaces' limit)
     max_object_size: int = 5 * 1024**3  # single PUT cap (S3: 5 GiB)
     max_metadata_size: int = 2048  # user metadata cap (S3: 2 KiB)
     max_xml_size: int = 1024 * 1024  # request XML bodies (DeleteObjects with 1000 keys fits)

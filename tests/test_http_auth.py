@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tests import rawhttp
 from tests.conftest import ACCESS_KEY, SECRET_KEY, ServerProcess, make_client
@@ -301,6 +302,25 @@ def test_expect_100_continue_refusal_arrives_before_the_body(server: ServerProce
                               ["Expect: 100-Continue", "Content-Length: 10"]) as sock:
         first = sock.recv(65536)
     assert first.startswith(b"HTTP/1.1 403"), first[:100]
+
+
+def test_a_refused_upload_closes_its_connection_so_no_body_is_read_as_a_request(
+        server: ServerProcess, s3: Any, bucket: str) -> None:
+    # The client waits for "100 Continue", gets the 403 instead and never sends the body;
+    # a server that kept the connection open would read the next request as that body.
+    url = f"{server.endpoint}/{bucket}/refused"
+    headers = rawhttp.sign_v4("PUT", url, body=b"0123456789")
+    headers["Authorization"] = headers["Authorization"][:-4] + "0000"  # a wrong signature
+    with rawhttp.open_request(server.port, "PUT", f"/{bucket}/refused", headers,
+                              ["Expect: 100-continue", "Content-Length: 10"]) as sock:
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk  # read to EOF: the server must close
+    head = response.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 403")
+    assert b"connection: close" in head
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="refused")
 
 
 def test_expect_100_continue_is_answered_after_authentication(server: ServerProcess, s3: Any,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from multidict import CIMultiDictProxy
@@ -32,6 +32,8 @@ class Principal:
 
     account_id: str | None
     access_key: str | None
+    # A limited key's {bucket: permission} grants; None for a full-access key (or anonymous).
+    grants: Mapping[str, str] | None = None
 
     @property
     def is_anonymous(self) -> bool:

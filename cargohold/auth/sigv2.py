@@ -82,7 +82,8 @@ async def _principal(lookup: KeyLookup, access_key: str) -> tuple[Principal, str
     key = await lookup(access_key)
     if key is None:
         raise errors.InvalidAccessKeyId(AWSAccessKeyId=access_key)
-    return Principal(account_id=key.account_id, access_key=key.access_key), key.secret_key
+    return Principal(account_id=key.account_id, access_key=key.access_key,
+                     grants=key.grants), key.secret_key
 
 
 def _payload(headers: CIMultiDictProxy[str]) -> tuple[PayloadMode, str | None]:

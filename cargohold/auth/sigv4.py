@@ -220,7 +220,8 @@ async def _principal(lookup: KeyLookup, access_key: str) -> tuple[Principal, str
     key = await lookup(access_key)
     if key is None:
         raise errors.InvalidAccessKeyId(AWSAccessKeyId=access_key)
-    return Principal(account_id=key.account_id, access_key=key.access_key), key.secret_key
+    return Principal(account_id=key.account_id, access_key=key.access_key,
+                     grants=key.grants), key.secret_key
 
 
 async def verify_header(req: SignedRequest, authorization: str, params: list[QueryParam],

@@ -97,8 +97,16 @@ async def list_buckets(ctx: Context) -> Reply:
         limit = int(raw_max)
     token = ctx.query.get("continuation-token")
     start_after = _decode_token(token) if token else ""
-    found = await store.list_buckets(principal.account_id, prefix=prefix,
-                                     start_after=start_after, limit=limit + 1)
+    if principal.grants is None:
+        found = await store.list_buckets(principal.account_id, prefix=prefix,
+                                         start_after=start_after, limit=limit + 1)
+    else:
+        # A limited key sees only its granted buckets (an account has at most a few
+        # hundred, so filtering them all is cheap).
+        grants = principal.grants
+        found = [b for b in await store.list_buckets(principal.account_id, prefix=prefix,
+                                                     start_after=start_after)
+                 if b.name in grants][:limit + 1]
     truncated = len(found) > limit
     found = found[:limit]
     account = await store.get_account(principal.account_id)

@@ -25,6 +25,7 @@ from cargohold.http.sendfile import file_response
 log = logging.getLogger("cargohold.http")
 
 SERVER_NAME = "cargohold"
+_CONTINUED = "cargohold.continued"  # request key: "100 Continue" was sent
 
 
 class Dispatcher:
@@ -90,6 +91,7 @@ class Dispatcher:
             # Only now, after authentication, the access check and the size check, invite
             # the body: a refused upload is refused before it is sent.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request[_CONTINUED] = True
         ctx = Context(
             request_id=request_id, method=method, operation=operation,
             bucket_name=address.bucket, key=address.key, query=query, headers=headers,
@@ -119,10 +121,22 @@ class Dispatcher:
         headers: CIMultiDict[str] = CIMultiDict(exc.headers)
         _stamp(headers, request_id)
         if request.method == "HEAD":
-            return web.Response(status=exc.status, headers=headers)
-        headers["Content-Type"] = "application/xml"
-        body = xmlutil.error_document(exc.code, exc.message, resource, request_id, exc.fields)
-        return web.Response(status=exc.status, headers=headers, body=body)
+            response = web.Response(status=exc.status, headers=headers)
+        else:
+            headers["Content-Type"] = "application/xml"
+            body = xmlutil.error_document(exc.code, exc.message, resource, request_id,
+                                          exc.fields)
+            response = web.Response(status=exc.status, headers=headers, body=body)
+        if request.body_exists and not request.content.is_eof():
+            # Refused before its body was read: the connection cannot carry another request
+            # (its next bytes may be leftover body), so say it closes.
+            response.force_close()
+            if (request.headers.get("Expect", "").lower() == "100-continue"
+                    and not request.get(_CONTINUED)):
+                # The client waits for "100 Continue" and will never send the body: end it
+                # here, or aiohttp would linger for it before closing.
+                request.content.feed_eof()
+        return response
 
 
 def _stamp(headers: CIMultiDict[Any], request_id: str) -> None:

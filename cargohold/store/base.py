@@ -35,14 +35,27 @@ class Account:
     created: float  # unix time
 
 
+# Spaces' permissions for a limited key's grant on one bucket.
+KEY_PERMISSIONS = ("read", "readwrite", "fullaccess")
+
+
 @dataclass(frozen=True)
 class AccessKey:
-    """An access key pair belonging to an account."""
+    """An access key pair belonging to an account.
+
+    ``grants`` is ``None`` for a full-access key (everything its account may do); a limited
+    key maps bucket names to one of :data:`KEY_PERMISSIONS` and reaches nothing else.
+    """
 
     access_key: str
     secret_key: str
     account_id: str  # Account.canonical_id
     created: float
+    grants: dict[str, str] | None = None
+
+    @property
+    def is_limited(self) -> bool:
+        return self.grants is not None
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,10 @@ class MetadataStore(Protocol):
 
     async def get_key(self, access_key: str) -> AccessKey | None: ...
     async def list_keys(self, account_id: str | None = None) -> list[AccessKey]: ...
+    async def set_key_grants(self, access_key: str, grants: dict[str, str]) -> AccessKey:
+        """Replace a limited key's grants; ``InvalidRequest`` for a full-access key,
+        ``InvalidArgument`` for an unknown one."""
+
     async def delete_key(self, access_key: str) -> bool: ...
 
     # --- buckets ---

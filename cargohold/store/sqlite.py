@@ -238,6 +238,13 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
             "ALTER TABLE uploads ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
         ),
     ),
+    (
+        6,
+        (
+            # Spaces-style limited keys: JSON {bucket: permission}; NULL is a full-access key.
+            "ALTER TABLE access_keys ADD COLUMN grants TEXT",
+        ),
+    ),
 ]
 
 _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -396,8 +403,12 @@ def _bucket(row: Sequence[Any]) -> Bucket:
     return Bucket(name=row[0], owner_id=row[1], region=row[2], created=row[3])
 
 
+_KEY_COLUMNS: Final = "access_key, secret_key, account_id, created, grants"
+
+
 def _access_key(row: Sequence[Any]) -> AccessKey:
-    return AccessKey(access_key=row[0], secret_key=row[1], account_id=row[2], created=row[3])
+    return AccessKey(access_key=row[0], secret_key=row[1], account_id=row[2], created=row[3],
+                     grants=None if row[4] is None else _dict(row[4]))
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -761,9 +772,10 @@ class SqliteStore(MetadataStore):
         def op(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    "INSERT INTO access_keys (access_key, secret_key, account_id, created) "
-                    "VALUES (?, ?, ?, ?)",
-                    (key.access_key, key.secret_key, key.account_id, key.created),
+                    "INSERT INTO access_keys (access_key, secret_key, account_id, created, "
+                    "grants) VALUES (?, ?, ?, ?, ?)",
+                    (key.access_key, key.secret_key, key.account_id, key.created,
+                     None if key.grants is None else _json(key.grants)),
                 )
             except sqlite3.IntegrityError as exc:
                 if "FOREIGN KEY" in str(exc):
@@ -775,8 +787,7 @@ class SqliteStore(MetadataStore):
     async def get_key(self, access_key: str) -> AccessKey | None:
         """The access key with this id (hot path of every signed request)."""
         row = self._reader().execute(
-            "SELECT access_key, secret_key, account_id, created FROM access_keys "
-            "WHERE access_key = ?",
+            f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE access_key = ?",
             (access_key,),
         ).fetchone()
         return None if row is None else _access_key(row)
@@ -785,7 +796,7 @@ class SqliteStore(MetadataStore):
         """All keys, or one account's keys, by access key id."""
 
         def read(conn: sqlite3.Connection) -> list[AccessKey]:
-            sql = "SELECT access_key, secret_key, account_id, created FROM access_keys"
+            sql = f"SELECT {_KEY_COLUMNS} FROM access_keys"
             if account_id is None:
                 rows = conn.execute(sql + " ORDER BY access_key").fetchall()
             else:
@@ -795,6 +806,27 @@ class SqliteStore(MetadataStore):
             return [_access_key(r) for r in rows]
 
         return await self._read(read)
+
+    async def set_key_grants(self, access_key: str, grants: dict[str, str]) -> AccessKey:
+        """Replace the grants of a limited key.
+
+        ``InvalidArgument`` if the key does not exist, ``InvalidRequest`` if it is a
+        full-access key (Spaces: a full key never becomes limited).
+        """
+
+        def op(conn: sqlite3.Connection) -> AccessKey:
+            row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE access_key = ?",
+                               (access_key,)).fetchone()
+            if row is None:
+                raise errors.InvalidArgument(f"The access key {access_key!r} does not exist.")
+            if row[4] is None:
+                raise errors.InvalidRequest(
+                    "A full-access key cannot be limited to buckets; create a new key.")
+            conn.execute("UPDATE access_keys SET grants = ? WHERE access_key = ?",
+                         (_json(grants), access_key))
+            return dataclasses.replace(_access_key(row), grants=dict(grants))
+
+        return await self._write(op)
 
     async def delete_key(self, access_key: str) -> bool:
         """Delete a key; whether it existed."""
