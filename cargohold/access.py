@@ -1,39 +1,139 @@
-"""Who may do what.
+"""Who may do what: key grants, bucket policies, ownership and ACLs, combined as S3 does.
 
-Today's rules: an authenticated account may do anything to the buckets it owns (and create
-buckets); anonymous requests and other accounts' buckets are refused. A limited access key
-(Spaces' bucket-scoped keys) narrows that further to the buckets it is granted, each with
-``read``, ``readwrite`` or ``fullaccess``; since every operation declares its access class,
-a grant check is one lookup. ACLs and bucket policies plug in here.
+The decision for one request, in order:
+
+1. A limited access key (Spaces' bucket-scoped keys) reaches only its granted buckets, each
+   with ``read``, ``readwrite`` or ``fullaccess``; every operation declares its access
+   class, so this is one lookup. It narrows whatever the account may do.
+2. An explicit ``Deny`` in the bucket policy refuses, even the owner (except that the owner
+   can always manage the policy itself, so a policy cannot lock its bucket for good).
+3. The bucket owner may do anything. Objects belong to their bucket's owner (S3's
+   "bucket owner enforced" ownership), so this covers every object in the bucket.
+4. A policy ``Allow`` grants.
+5. An ACL grant grants: the bucket's ACL for bucket reads and for writes (S3's WRITE on a
+   bucket means creating, overwriting and deleting objects), the object's ACL for reading
+   an object and its ACL. The object's ACL is read only when it is needed, so requests by
+   the owner never pay for it.
+6. Everything else is ``AccessDenied``, anonymous requests included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final
 
+from cargohold import acl as acls
 from cargohold import errors
+from cargohold.acl import Permission
 from cargohold.auth.model import Principal
 from cargohold.operations import Access, Operation
+from cargohold.policy import ACTIONS, BucketPolicy, Decision, RequestFacts
 from cargohold.store.base import Bucket
 
 # The access classes each Spaces key permission covers on its bucket.
-GRANT_COVERS: dict[str, frozenset[Access]] = {
+GRANT_COVERS: Final[dict[str, frozenset[Access]]] = {
     "read": frozenset({Access.READ}),
     "readwrite": frozenset({Access.READ, Access.WRITE}),
     "fullaccess": frozenset({Access.READ, Access.WRITE, Access.OWNER}),
 }
 
+# What an ACL must grant for an operation, and on what: S3's ACL permission table.
+_BUCKET, _OBJECT = "bucket", "object"
+ACL_NEEDS: Final[dict[str, tuple[str, Permission]]] = {
+    "ListObjects": (_BUCKET, Permission.READ),
+    "ListObjectsV2": (_BUCKET, Permission.READ),
+    "ListObjectVersions": (_BUCKET, Permission.READ),
+    "ListMultipartUploads": (_BUCKET, Permission.READ),
+    "HeadBucket": (_BUCKET, Permission.READ),
+    "GetBucketLocation": (_BUCKET, Permission.READ),
+    "PutObject": (_BUCKET, Permission.WRITE),
+    "CopyObject": (_BUCKET, Permission.WRITE),
+    "PostObject": (_BUCKET, Permission.WRITE),
+    "DeleteObject": (_BUCKET, Permission.WRITE),
+    "DeleteObjects": (_BUCKET, Permission.WRITE),
+    "CreateMultipartUpload": (_BUCKET, Permission.WRITE),
+    "UploadPart": (_BUCKET, Permission.WRITE),
+    "UploadPartCopy": (_BUCKET, Permission.WRITE),
+    "CompleteMultipartUpload": (_BUCKET, Permission.WRITE),
+    "AbortMultipartUpload": (_BUCKET, Permission.WRITE),
+    "ListParts": (_BUCKET, Permission.WRITE),
+    "GetBucketAcl": (_BUCKET, Permission.READ_ACP),
+    "PutBucketAcl": (_BUCKET, Permission.WRITE_ACP),
+    "GetObject": (_OBJECT, Permission.READ),
+    "HeadObject": (_OBJECT, Permission.READ),
+    "GetObjectAcl": (_OBJECT, Permission.READ_ACP),
+    "PutObjectAcl": (_OBJECT, Permission.WRITE_ACP),
+}
+# The owner may always manage the policy, whatever it says.
+_POLICY_OPERATIONS: Final = frozenset({"GetBucketPolicy", "PutBucketPolicy",
+                                       "DeleteBucketPolicy"})
 
-def authorize(principal: Principal, operation: Operation, bucket: Bucket | None) -> None:
-    """Raise ``AccessDenied`` unless ``principal`` may run ``operation`` on ``bucket``."""
-    if principal.is_anonymous:
-        raise errors.AccessDenied()
+ConditionContext = Callable[[], Mapping[str, Sequence[str]]]
+"""Builds the policy condition keys of the request (called only when a policy exists)."""
+ObjectAclLoader = Callable[[], Awaitable[str | None]]
+"""Loads the target object's ACL text (``None`` when there is no such object)."""
+
+
+@functools.lru_cache(maxsize=512)
+def parsed_policy(document: str, bucket: str) -> BucketPolicy:
+    """A stored policy, parsed once per worker (parsing takes ~1 ms, evaluating ~10 µs)."""
+    return BucketPolicy.parse(document.encode(), bucket)
+
+
+async def authorize(
+    principal: Principal,
+    operation: Operation,
+    bucket: Bucket | None,
+    key: str | None = None,
+    context: ConditionContext | None = None,
+    object_acl: ObjectAclLoader | None = None,
+) -> None:
+    """Raise ``AccessDenied`` unless ``principal`` may run ``operation`` on ``bucket`` (and
+    ``key``); see the module docstring for the order of the rules."""
     if principal.grants is not None:
         check_key_grant(principal.grants, operation, bucket)
-    if operation.access is Access.SERVICE or bucket is None:
+    if operation.access is Access.SERVICE:
+        if principal.is_anonymous:
+            raise errors.AccessDenied()
         return
-    if bucket.owner_id != principal.account_id:
+    if bucket is None:
+        # Only anonymous requests get here (a signed one gets NoSuchBucket first).
         raise errors.AccessDenied()
+    owner = principal.account_id is not None and principal.account_id == bucket.owner_id
+    decision = Decision.NONE
+    if bucket.policy is not None:
+        decision = _policy_decision(principal, operation, bucket, key, context)
+        if decision is Decision.DENY and not (owner and operation.name in _POLICY_OPERATIONS):
+            raise errors.AccessDenied()
+    if owner or decision is Decision.ALLOW:
+        return
+    needs = ACL_NEEDS.get(operation.name)
+    if needs is not None:
+        target, permission = needs
+        if target == _BUCKET:
+            text: str | None = bucket.acl
+        else:
+            text = await object_acl() if object_acl is not None else None
+        if text and acls.Acl.from_json(text).allows(principal.account_id, permission):
+            return
+    raise errors.AccessDenied()
+
+
+def _policy_decision(principal: Principal, operation: Operation, bucket: Bucket,
+                     key: str | None, context: ConditionContext | None) -> Decision:
+    assert bucket.policy is not None
+    action = ACTIONS.get(operation.name)
+    if action is None:
+        return Decision.NONE
+    resource = f"arn:aws:s3:::{bucket.name}" + (f"/{key}" if key is not None else "")
+    facts = RequestFacts(
+        action=action, resource=resource,
+        principal_ids=frozenset({principal.account_id}) if principal.account_id else frozenset(),
+        anonymous=principal.is_anonymous,
+        context=context() if context is not None else {},
+    )
+    return parsed_policy(bucket.policy, bucket.name).evaluate(facts)
 
 
 def check_key_grant(grants: Mapping[str, str], operation: Operation,

@@ -150,3 +150,25 @@ NoSuchCORSConfiguration = _error("NoSuchCORSConfiguration", "NoSuchCORSConfigura
 MalformedPolicy = _error("MalformedPolicy", "MalformedPolicy", 400, "Policy is not valid.")
 NoSuchBucketPolicy = _error("NoSuchBucketPolicy", "NoSuchBucketPolicy", 404,
                             "The bucket policy does not exist")
+# ACLs (cargohold/acl.py). S3's MalformedACLError message has no final period, unlike
+# MalformedXML's (as AWS answers it, recorded in LocalStack's validated snapshots).
+MalformedACLError = _error("MalformedACLError", "MalformedACLError", 400,
+                           "The XML you provided was not well-formed or did not validate "
+                           "against our published schema")
+UnresolvableGrantByEmailAddress = _error("UnresolvableGrantByEmailAddress",
+                                         "UnresolvableGrantByEmailAddress", 400,
+                                         "The e-mail address you provided does not match any "
+                                         "account on record.")
+# Browser uploads (POST Object, cargohold/postform.py and cargohold/auth/postpolicy.py). The
+# code S3 sends for an oversized form head lacks the "Error" its documentation gives it, and
+# its message is verbatim, typos included (as captured from S3 in several issue trackers).
+MalformedPOSTRequest = _error("MalformedPOSTRequest", "MalformedPOSTRequest", 400,
+                              "The body of your POST request is not well-formed "
+                              "multipart/form-data.")
+MaxPostPreDataLengthExceeded = _error("MaxPostPreDataLengthExceeded",
+                                      "MaxPostPreDataLengthExceeded", 400,
+                                      "Your POST request fields preceeding the upload file was "
+                                      "too large.")
+InvalidPolicyDocument = _error("InvalidPolicyDocument", "InvalidPolicyDocument", 400,
+                               "The content of the form does not meet the conditions "
+                               "specified in the policy document.")

@@ -41,6 +41,9 @@ class Operation:
     reads_body: bool = False
     # Largest object body it accepts, checked before ``100 Continue`` (None: not an upload).
     max_body: int | None = None
+    # Signed inside its body, not its headers (browser POST uploads): the handler checks
+    # the signature and access itself once it has read the form.
+    authenticates_itself: bool = False
 
 
 # Sub-resource keywords that select an operation, in the order they are tested (some
@@ -72,7 +75,8 @@ _TABLE: list[tuple[str, Target, str | None, str | None, Operation]] = [
     ("GET", BKT, "uploads", None, Operation("ListMultipartUploads", R)),
     ("GET", BKT, "location", None, Operation("GetBucketLocation", R)),
     ("POST", BKT, "delete", None, Operation("DeleteObjects", W, reads_body=True)),
-    ("POST", BKT, None, None, Operation("PostObject", W, reads_body=True)),
+    ("POST", BKT, None, None, Operation("PostObject", W, reads_body=True,
+                                        authenticates_itself=True)),
     ("GET", BKT, "acl", None, Operation("GetBucketAcl", O)),
     ("PUT", BKT, "acl", None, Operation("PutBucketAcl", O, reads_body=True)),
     ("GET", BKT, "policy", None, Operation("GetBucketPolicy", O)),

@@ -439,6 +439,58 @@ async def test_set_object_tags_needs_the_bucket_and_the_object(store: MetadataSt
 
 
 @aio
+async def test_bucket_acl_policy_and_cors_are_set_and_cleared(store: MetadataStore) -> None:
+    await store.set_bucket_acl(BUCKET, '{"acl":1}')
+    await store.set_bucket_policy(BUCKET, '{"Statement":[]}')
+    await store.set_bucket_cors(BUCKET, '{"CORSRules":[]}')
+    got = await store.get_bucket(BUCKET)
+    assert got is not None
+    assert (got.acl, got.policy, got.cors) == ('{"acl":1}', '{"Statement":[]}',
+                                               '{"CORSRules":[]}')
+    await store.set_bucket_policy(BUCKET, None)
+    await store.set_bucket_cors(BUCKET, None)
+    await store.set_bucket_acl(BUCKET, "")
+    got = await store.get_bucket(BUCKET)
+    assert got is not None and (got.acl, got.policy, got.cors) == ("", None, None)
+    for setter in (store.set_bucket_acl, store.set_bucket_policy, store.set_bucket_cors):
+        with pytest.raises(errors.NoSuchBucket):
+            await setter("nope", "x")
+
+
+@aio
+async def test_object_acl_is_stored_with_the_object_and_replaced_alone(
+        store: MetadataStore) -> None:
+    await store.put_object(dataclasses.replace(obj("k"), acl='{"public":1}'))
+    got = await store.get_object(BUCKET, "k")
+    assert got is not None and got.acl == '{"public":1}'
+    await store.set_object_acl(BUCKET, "k", "")
+    assert await store.get_object(BUCKET, "k") == dataclasses.replace(got, acl="")
+    with pytest.raises(errors.NoSuchKey):
+        await store.set_object_acl(BUCKET, "missing", "")
+
+
+@aio
+async def test_limited_key_grants_and_bucket_policies_exclude_each_other(
+        store: MetadataStore) -> None:
+    limited = AccessKey("LIMITED", "s", OWNER, 1.0, grants={BUCKET: "read"})
+    await store.create_key(limited)
+    with pytest.raises(errors.InvalidRequest):
+        await store.set_bucket_policy(BUCKET, '{"Statement":[]}')
+    await store.set_key_grants("LIMITED", {})
+    await store.set_bucket_policy(BUCKET, '{"Statement":[]}')
+    with pytest.raises(errors.InvalidRequest):
+        await store.set_key_grants("LIMITED", {BUCKET: "readwrite"})
+    with pytest.raises(errors.InvalidRequest):
+        await store.create_key(AccessKey("OTHER", "s", OWNER, 1.0, grants={BUCKET: "read"}))
+    full = AccessKey("FULL", "s", OWNER, 1.0)
+    await store.create_key(full)
+    with pytest.raises(errors.InvalidRequest):
+        await store.set_key_grants("FULL", {})
+    assert await store.get_key("FULL") == full
+    assert (await store.get_key("LIMITED")) == dataclasses.replace(limited, grants={})
+
+
+@aio
 async def test_an_overwrite_stores_the_new_records_tags_not_the_old_ones(
     store: MetadataStore,
 ) -> None:
@@ -935,9 +987,11 @@ async def test_upgrading_the_schema_backfills_listing_checksum_columns(
     old = SqliteStore(tmp_path / "m.db")
     await old.open()
     await old.create_account(Account(OWNER, "owner", "Owner", "", time.time()))
-    await old.create_bucket(Bucket(BUCKET, OWNER, "nyc3", time.time()), 100)
     conn = old._write_conn
     assert conn is not None
+    # Raw SQL: today's create_bucket writes columns an old schema does not have.
+    conn.execute("INSERT INTO buckets (name, owner_id, region, created) "
+                 "VALUES (?, ?, 'nyc3', 0)", (BUCKET, OWNER))
     conn.execute(
         "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
         "content_type, checksums) VALUES (?, ?, 'null', '', 0, ?, 0, 'x', ?)",
@@ -963,9 +1017,11 @@ async def test_upgrading_the_schema_gives_existing_objects_and_uploads_no_tags(
     old = SqliteStore(tmp_path / "m.db")
     await old.open()
     await old.create_account(Account(OWNER, "owner", "Owner", "", time.time()))
-    await old.create_bucket(Bucket(BUCKET, OWNER, "nyc3", time.time()), 100)
     conn = old._write_conn
     assert conn is not None
+    # Raw SQL: today's create_bucket writes columns an old schema does not have.
+    conn.execute("INSERT INTO buckets (name, owner_id, region, created) "
+                 "VALUES (?, ?, 'nyc3', 0)", (BUCKET, OWNER))
     conn.execute(
         "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
         "content_type) VALUES (?, ?, 'null', '', 0, ?, 0, 'x')", (BUCKET, b"k", "e" * 32))

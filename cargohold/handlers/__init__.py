@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from cargohold.handlers import buckets, copy, listing, multipart, objects, tagging
+from cargohold.handlers import (
+    acls,
+    bucket_cors,
+    bucket_policy,
+    buckets,
+    copy,
+    listing,
+    multipart,
+    objects,
+    tagging,
+)
 from cargohold.handlers.context import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -12,6 +22,9 @@ HANDLERS: dict[str, Handler] = {
     **multipart.HANDLERS,
     **tagging.HANDLERS,
     **copy.HANDLERS,
+    **bucket_policy.HANDLERS,
+    **bucket_cors.HANDLERS,
+    **acls.HANDLERS,
 }
 
 __all__ = ["HANDLERS", "Handler"]

@@ -9,8 +9,8 @@ import re
 import time
 
 from cargohold import errors, xmlutil
+from cargohold.handlers.acls import acl_from_headers
 from cargohold.handlers.context import Context, Handler, Reply
-from cargohold.handlers.objects import check_canned_acl
 from cargohold.store.base import Bucket
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -37,7 +37,9 @@ def validate_bucket_name(name: str) -> None:
 async def create_bucket(ctx: Context) -> Reply:
     name = ctx.bucket_name or ""
     validate_bucket_name(name)
-    check_canned_acl(ctx)
+    principal = ctx.principal
+    assert principal.account_id is not None
+    acl_text = await acl_from_headers(ctx, principal.account_id)
     settings = ctx.services.settings
     body = await ctx.read_body(settings.max_xml_size)
     if body.strip():
@@ -49,11 +51,9 @@ async def create_bucket(ctx: Context) -> Reply:
             raise errors.IllegalLocationConstraintException(
                 f"The {constraint} location constraint is incompatible for the region "
                 f"specific endpoint this request was sent to.")
-    principal = ctx.principal
-    assert principal.account_id is not None
     await ctx.services.store.create_bucket(
         Bucket(name=name, owner_id=principal.account_id, region=settings.region,
-               created=time.time()),
+               created=time.time(), acl=acl_text),
         max_buckets=settings.max_buckets,
     )
     return Reply(headers={"Location": f"/{name}"})

@@ -7,7 +7,7 @@ query, headers, principal, a body source and the services) and return a :class:`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,7 +19,7 @@ from cargohold.cache import TtlCache
 from cargohold.checksums import Hasher
 from cargohold.config import Settings
 from cargohold.operations import Operation
-from cargohold.store.base import AccessKey, Bucket, MetadataStore
+from cargohold.store.base import NULL_VERSION, AccessKey, Bucket, MetadataStore
 from cargohold.store.blobs import BlobStore
 
 # How long a worker trusts a cached access key (see cargohold/cache.py).
@@ -86,6 +86,10 @@ class Context:
     body: Body
     content_length: int | None  # declared payload length (decoded length for aws-chunked)
     bucket: Bucket | None = None  # loaded by the access check when the target has a bucket
+    # Policy condition keys of this request, for access checks a handler makes itself (a
+    # copy's source); built on demand.
+    conditions: Callable[[], Mapping[str, Sequence[str]]] | None = None
+    remote: str = ""  # the client's address
 
     @property
     def principal(self) -> Principal:
@@ -114,3 +118,11 @@ class Context:
 
 
 Handler = Callable[[Context], Awaitable[Reply]]
+
+
+def check_version_id(ctx: Context) -> None:
+    """Unversioned buckets: only the ``null`` version exists (rclone sends it)."""
+    version_id = ctx.query.get("versionId")
+    if version_id is not None and version_id != NULL_VERSION:
+        raise errors.InvalidArgument("Invalid version id specified",
+                                     ArgumentName="versionId", ArgumentValue=version_id)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
 from cargohold import access, checksums, errors, xmlutil
+from cargohold.handlers.acls import acl_from_headers
 from cargohold.handlers.context import Context, Handler, Reply
 from cargohold.handlers.multipart import load_upload, part_number
 from cargohold.handlers.objects import (
     STORAGE_CLASSES,
-    check_canned_acl,
     content_headers,
     etag_matches,
     object_segments,
@@ -106,7 +106,12 @@ async def load_source(ctx: Context, source: CopySource) -> ObjectRecord:
     bucket = await store.get_bucket(source.bucket)
     if bucket is None:
         raise errors.NoSuchBucket(BucketName=source.bucket)
-    access.authorize(ctx.principal, ALL_OPERATIONS["GetObject"], bucket)
+    async def source_acl() -> str | None:
+        record = await store.get_object(source.bucket, source.key)
+        return record.acl if record is not None else None
+
+    await access.authorize(ctx.principal, ALL_OPERATIONS["GetObject"], bucket, source.key,
+                           context=ctx.conditions, object_acl=source_acl)
     if source.version_id is not None and source.version_id != NULL_VERSION:
         raise errors.InvalidArgument("Invalid version id specified",
                                      ArgumentName="x-amz-copy-source",
@@ -201,7 +206,7 @@ async def copy_object(ctx: Context) -> Reply:
     key = ctx.require_key()
     bucket = ctx.require_bucket()
     validate_key(key)
-    check_canned_acl(ctx)
+    acl_text = await acl_from_headers(ctx, bucket.owner_id)
     source = parse_copy_source(ctx.headers.get("x-amz-copy-source", ""))
     metadata_directive = _directive(ctx, "x-amz-metadata-directive", "metadata")
     tagging_directive = _directive(ctx, "x-amz-tagging-directive", "tagging")
@@ -237,6 +242,7 @@ async def copy_object(ctx: Context) -> Reply:
         changes: dict[str, object] = {
             "bucket": bucket.name, "key": key, "last_modified": time.time(),
             "storage_class": storage_class, "checksums": sums, "version_id": NULL_VERSION,
+            "acl": acl_text,  # a copy gets its own ACL (private by default), as in S3
         }
         if replace_metadata:
             changes.update(content_type=content_type, headers=stored_headers,

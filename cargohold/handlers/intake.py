@@ -108,3 +108,26 @@ def _verify_digests(plan: checksums.ChecksumPlan, md5: hashlib._Hash,
     if expected_md5 is not None and md5.digest() != expected_md5:
         raise errors.BadDigest("The Content-MD5 you specified did not match what we received.")
     return plan.verify()
+
+
+async def read_small_body(ctx: Context, limit: int) -> bytes:
+    """A small request body (XML, JSON), checked against Content-MD5 and any flexible
+    checksum sent with it; ``BadDigest`` on a mismatch.
+
+    SDKs send one or the other on configuration requests (S3 requires an integrity check
+    on several of them); either must match the bytes received.
+    """
+    trailer_names = (ctx.headers.get("x-amz-trailer", "").split(",")
+                     if ctx.auth.payload_mode.has_trailer else [])
+    plan = checksums.ChecksumPlan(ctx.headers, trailer_names)
+    md5_header = ctx.headers.get("Content-MD5")
+    expected_md5 = checksums.parse_content_md5(md5_header) if md5_header is not None else None
+    body = await ctx.read_body(limit)
+    plan.add_trailer(ctx.body.trailers)
+    if expected_md5 is not None and (
+            hashlib.md5(body, usedforsecurity=False).digest() != expected_md5):
+        raise errors.BadDigest("The Content-MD5 you specified did not match what we received.")
+    for hasher in plan.hashers.values():
+        hasher.update(body)
+    plan.verify()
+    return body

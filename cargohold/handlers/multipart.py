@@ -17,11 +17,11 @@ from xml.etree.ElementTree import Element
 from awscrt import checksums as crt
 
 from cargohold import checksums, errors, xmlutil
+from cargohold.handlers.acls import acl_from_headers
 from cargohold.handlers.context import Context, Handler, Reply
 from cargohold.handlers.intake import receive_body
 from cargohold.handlers.objects import (
     STORAGE_CLASSES,
-    check_canned_acl,
     content_headers,
     user_metadata,
     validate_key,
@@ -51,7 +51,7 @@ async def create_multipart_upload(ctx: Context) -> Reply:
     key = ctx.require_key()
     bucket = ctx.require_bucket()
     validate_key(key)
-    check_canned_acl(ctx)
+    acl_text = await acl_from_headers(ctx, bucket.owner_id)
     storage_class = ctx.headers.get("x-amz-storage-class", "STANDARD").strip().upper()
     if storage_class not in STORAGE_CLASSES:
         raise errors.InvalidStorageClass(StorageClassRequested=storage_class)
@@ -82,7 +82,7 @@ async def create_multipart_upload(ctx: Context) -> Reply:
         content_type=ctx.headers.get("Content-Type") or "binary/octet-stream",
         headers=content_headers(ctx), metadata=user_metadata(ctx),
         checksum_algorithm=algorithm, checksum_type=checksum_type,
-        storage_class=storage_class, tags=tags,
+        storage_class=storage_class, tags=tags, acl=acl_text,
     )
     await ctx.services.store.create_upload(upload)
     headers = {}
@@ -252,7 +252,7 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
         bucket=upload.bucket, key=upload.key, blob_id="", size=size, etag=etag,
         last_modified=time.time(), content_type=upload.content_type,
         headers=upload.headers, metadata=upload.metadata, checksums=combined,
-        storage_class=upload.storage_class, tags=upload.tags,
+        storage_class=upload.storage_class, tags=upload.tags, acl=upload.acl,
         parts=tuple(PartRef(number=p.number, blob_id=p.blob_id, size=p.size, etag=p.etag,
                             checksums=p.checksums) for p in chosen),
     )

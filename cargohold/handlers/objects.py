@@ -8,7 +8,8 @@ import time
 from email.utils import formatdate, parsedate_to_datetime
 
 from cargohold import checksums, errors, xmlutil
-from cargohold.handlers.context import Context, FileSegment, Handler, Reply
+from cargohold.handlers.acls import acl_from_headers
+from cargohold.handlers.context import Context, FileSegment, Handler, Reply, check_version_id
 from cargohold.handlers.intake import receive_body
 from cargohold.handlers.tagging import tags_from_header
 from cargohold.store.base import NULL_VERSION, ObjectRecord
@@ -33,14 +34,6 @@ STORAGE_CLASSES = ("STANDARD",)
 def validate_key(key: str) -> None:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise errors.KeyTooLongError(Size=str(len(key.encode())), MaxSizeAllowed="1024")
-
-
-def check_version_id(ctx: Context) -> None:
-    """Unversioned buckets: only the ``null`` version exists (rclone sends it)."""
-    version_id = ctx.query.get("versionId")
-    if version_id is not None and version_id != NULL_VERSION:
-        raise errors.InvalidArgument("Invalid version id specified",
-                                     ArgumentName="versionId", ArgumentValue=version_id)
 
 
 def user_metadata(ctx: Context) -> dict[str, str]:
@@ -76,15 +69,6 @@ def content_headers(ctx: Context) -> dict[str, str]:
     return stored
 
 
-def check_canned_acl(ctx: Context) -> None:
-    """Only ``private`` until the access-control layer exists: refusing a public ACL beats
-    silently storing an object that is not public."""
-    acl = ctx.headers.get("x-amz-acl")
-    if acl is not None and acl.strip() != "private":
-        raise errors.NotImplementedError_(
-            f"The canned ACL '{acl.strip()}' is not supported by this server yet.")
-
-
 def write_conditions(ctx: Context) -> tuple[str | None, bool]:
     """``If-Match`` / ``If-None-Match: *`` on writes (S3 accepts only ``*`` there)."""
     if_none_match = ctx.headers.get("If-None-Match")
@@ -101,7 +85,7 @@ async def put_object(ctx: Context) -> Reply:
     bucket = ctx.require_bucket()
     validate_key(key)
     settings = ctx.services.settings
-    check_canned_acl(ctx)
+    acl_text = await acl_from_headers(ctx, bucket.owner_id)
     storage_class = ctx.headers.get("x-amz-storage-class", "STANDARD").strip().upper()
     if storage_class not in STORAGE_CLASSES:
         raise errors.InvalidStorageClass(StorageClassRequested=storage_class)
@@ -118,7 +102,7 @@ async def put_object(ctx: Context) -> Reply:
         etag=received.md5_hex, inline=received.inline,
         last_modified=time.time(),
         content_type=ctx.headers.get("Content-Type") or "binary/octet-stream",
-        headers=headers, metadata=metadata, tags=tags,
+        headers=headers, metadata=metadata, tags=tags, acl=acl_text,
         checksums={**computed, "type": "FULL_OBJECT"} if computed else {},
         storage_class=storage_class,
     )

@@ -15,15 +15,14 @@ service this server models, does not have it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from typing import Final
 from urllib.parse import unquote_plus
 
-from cargohold import checksums, errors, xmlutil
-from cargohold.handlers.context import Context, Handler, Reply
-from cargohold.store.base import NULL_VERSION
+from cargohold import errors, xmlutil
+from cargohold.handlers.context import Context, Handler, Reply, check_version_id
+from cargohold.handlers.intake import read_small_body
 
 MAX_TAGS: Final = 10
 MAX_KEY_CHARS: Final = 128
@@ -126,38 +125,6 @@ def tags_from_header(ctx: Context) -> dict[str, str] | None:
     return parse_tagging_header(value)
 
 
-def _check_version_id(ctx: Context) -> None:
-    # Same rule as objects.check_version_id (unversioned buckets hold only the "null"
-    # version); not imported from there because objects imports this module.
-    version_id = ctx.query.get("versionId")
-    if version_id is not None and version_id != NULL_VERSION:
-        raise errors.InvalidArgument("Invalid version id specified",
-                                     ArgumentName="versionId", ArgumentValue=version_id)
-
-
-async def _read_verified_body(ctx: Context) -> bytes:
-    """The XML body, checked against Content-MD5 and any flexible checksum sent with it.
-
-    SDKs send one or the other on PutObjectTagging (S3 requires an integrity check on it);
-    either must match the bytes received, else ``BadDigest``.
-    """
-    settings = ctx.services.settings
-    trailer_names = (ctx.headers.get("x-amz-trailer", "").split(",")
-                     if ctx.auth.payload_mode.has_trailer else [])
-    plan = checksums.ChecksumPlan(ctx.headers, trailer_names)
-    md5_header = ctx.headers.get("Content-MD5")
-    expected_md5 = checksums.parse_content_md5(md5_header) if md5_header is not None else None
-    body = await ctx.read_body(settings.max_xml_size)
-    plan.add_trailer(ctx.body.trailers)
-    if expected_md5 is not None and (
-            hashlib.md5(body, usedforsecurity=False).digest() != expected_md5):
-        raise errors.BadDigest("The Content-MD5 you specified did not match what we received.")
-    for hasher in plan.hashers.values():
-        hasher.update(body)
-    plan.verify()
-    return body
-
-
 def parse_tagging_xml(body: bytes, max_size: int) -> dict[str, str]:
     """The tag set of a ``<Tagging><TagSet><Tag><Key/><Value/></Tag>...`` document.
 
@@ -183,8 +150,8 @@ async def put_object_tagging(ctx: Context) -> Reply:
     """Replace the object's tag set (the object's bytes, ETag and Last-Modified stay)."""
     key = ctx.require_key()
     bucket = ctx.require_bucket()
-    _check_version_id(ctx)
-    body = await _read_verified_body(ctx)
+    check_version_id(ctx)
+    body = await read_small_body(ctx, ctx.services.settings.max_xml_size)
     tags = parse_tagging_xml(body, ctx.services.settings.max_xml_size)
     await ctx.services.store.set_object_tags(bucket.name, key, tags)
     return Reply(status=200)
@@ -194,7 +161,7 @@ async def get_object_tagging(ctx: Context) -> Reply:
     """The object's tag set as ``<Tagging>`` XML (an empty TagSet when it has none)."""
     key = ctx.require_key()
     bucket = ctx.require_bucket()
-    _check_version_id(ctx)
+    check_version_id(ctx)
     record = await ctx.services.store.get_object(bucket.name, key)
     if record is None:
         raise errors.NoSuchKey(Key=key)
@@ -209,7 +176,7 @@ async def delete_object_tagging(ctx: Context) -> Reply:
     """Remove every tag of the object: 204, like S3."""
     key = ctx.require_key()
     bucket = ctx.require_bucket()
-    _check_version_id(ctx)
+    check_version_id(ctx)
     await ctx.services.store.set_object_tags(bucket.name, key, {})
     return Reply(status=204)
 

@@ -7,25 +7,36 @@ handler's :class:`Reply` (bytes, or file segments sent with ``sendfile``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 from multidict import CIMultiDict
 
-from cargohold import access, errors, operations, xmlutil
+from cargohold import access, cors, errors, operations, xmlutil
 from cargohold.auth import PayloadReader, SignedRequest, authenticate
 from cargohold.handlers import HANDLERS
 from cargohold.handlers.context import Context, Reply, Services
 from cargohold.http.addressing import Address, Addressing
+from cargohold.http.conditions import condition_context
 from cargohold.http.sendfile import file_response
+from cargohold.store.base import Bucket
 
 log = logging.getLogger("cargohold.http")
 
 SERVER_NAME = "cargohold"
 _CONTINUED = "cargohold.continued"  # request key: "100 Continue" was sent
+_BUCKET = "cargohold.bucket"  # request key: the Bucket the request path loaded (or None)
+_BUCKET_NAME = "cargohold.bucket_name"  # request key: the bucket the request names
+
+
+@functools.lru_cache(maxsize=256)
+def _cors_config(text: str) -> cors.CorsConfig:
+    return cors.CorsConfig.from_json(text)
 
 
 class Dispatcher:
@@ -46,15 +57,72 @@ class Dispatcher:
                 address = self.addressing.resolve(request.headers.get("Host", ""), raw_path)
             except UnicodeDecodeError as exc:
                 raise errors.InvalidURI() from exc
+            if request.method == "OPTIONS":
+                return await self._preflight(request, request_id, address)
             reply = await self._handle(request, request_id, address, raw_path, raw_query)
-            return await self._render(request, request_id, reply)
+            response = await self._render(request, request_id, reply)
         except errors.S3Error as exc:
-            return self._error_response(request, request_id, exc, resource)
+            response = self._error_response(request, request_id, exc, resource)
         except ConnectionResetError:
             raise
         except Exception:
             log.exception("internal error handling %s %s", request.method, resource)
-            return self._error_response(request, request_id, errors.InternalError(), resource)
+            response = self._error_response(request, request_id, errors.InternalError(),
+                                            resource)
+        if "Origin" in request.headers:
+            await self._add_cors_headers(request, response)
+        return response
+
+    async def _bucket_of(self, request: web.BaseRequest) -> Bucket | None:
+        """The request's bucket: the one the request path loaded, else looked up."""
+        if _BUCKET in request:
+            return cast(Bucket | None, request[_BUCKET])
+        name = request.get(_BUCKET_NAME)
+        return await self.services.store.get_bucket(name) if name else None
+
+    async def _add_cors_headers(self, request: web.BaseRequest,
+                                response: web.StreamResponse) -> None:
+        """A matching CORS rule's headers on an actual (non-OPTIONS) response, errors too."""
+        try:
+            bucket = await self._bucket_of(request)
+        except errors.S3Error:
+            return
+        if bucket is None or bucket.cors is None:
+            return
+        headers = request.headers
+        method = headers.get("Access-Control-Request-Method", request.method)
+        found = _cors_config(bucket.cors).actual(
+            headers["Origin"], method, headers.getall("Access-Control-Request-Headers", []))
+        if found:
+            response.headers.update(found)
+
+    async def _preflight(self, request: web.BaseRequest, request_id: str,
+                         address: Address) -> web.StreamResponse:
+        """OPTIONS: CORS preflight, answered from the bucket's rules without credentials."""
+        headers = request.headers
+        resource_type = "OBJECT" if address.key is not None else "BUCKET"
+        try:
+            origin = headers.get("Origin")
+            if origin is None:
+                raise cors.origin_needed()
+            method = headers.get("Access-Control-Request-Method")
+            bucket = (await self.services.store.get_bucket(address.bucket)
+                      if address.bucket is not None else None)
+            if bucket is None:
+                raise cors.forbidden(cors.BUCKET_NOT_FOUND, method or "OPTIONS", "BUCKET")
+            if bucket.cors is None:
+                raise cors.forbidden(cors.NOT_ENABLED, method or "OPTIONS", "BUCKET")
+            found = None
+            if method is not None:
+                found = _cors_config(bucket.cors).preflight(
+                    origin, method, headers.getall("Access-Control-Request-Headers", []))
+            if found is None:
+                raise cors.forbidden(cors.NOT_ALLOWED, method or "OPTIONS", resource_type)
+        except errors.S3Error as exc:
+            return self._error_response(request, request_id, exc, request.path)
+        reply_headers: CIMultiDict[str] = CIMultiDict(found)
+        _stamp(reply_headers, request_id)
+        return web.Response(status=200, headers=reply_headers)
 
     async def _handle(self, request: web.BaseRequest, request_id: str, address: Address,
                       raw_path: str, raw_query: str) -> Reply:
@@ -76,10 +144,20 @@ class Dispatcher:
                 " is not implemented by this server.")
         bucket = None
         if address.bucket is not None and operation.name != "CreateBucket":
+            request[_BUCKET_NAME] = address.bucket
             bucket = await services.store.get_bucket(address.bucket)
+            request[_BUCKET] = bucket
             if bucket is None and not auth.principal.is_anonymous:
                 raise errors.NoSuchBucket(BucketName=address.bucket)
-        access.authorize(auth.principal, operation, bucket)
+        principal = auth.principal
+
+        def conditions() -> Mapping[str, Sequence[str]]:
+            return condition_context(request, principal)
+
+        if not operation.authenticates_itself:
+            await access.authorize(
+                principal, operation, bucket, address.key, context=conditions,
+                object_acl=self._object_acl_loader(bucket, address.key))
         content_length = _payload_length(request, auth.payload_mode.is_chunked)
         if operation.max_body is not None and content_length is not None:
             limit = min(operation.max_body, services.settings.max_object_size)
@@ -97,9 +175,30 @@ class Dispatcher:
             bucket_name=address.bucket, key=address.key, query=query, headers=headers,
             auth=auth, services=services,
             body=PayloadReader(request.content, auth, headers),
-            content_length=content_length, bucket=bucket,
+            content_length=content_length, bucket=bucket, conditions=conditions,
+            remote=request.remote or "",
         )
-        return await handler(ctx)
+        try:
+            return await handler(ctx)
+        except errors.NoSuchKey:
+            if bucket is not None and principal.account_id != bucket.owner_id:
+                # S3 tells a missing key from a forbidden one only to those who may list
+                # the bucket; anyone else learns nothing about which keys exist.
+                await access.authorize(principal, operations.ALL_OPERATIONS["ListObjects"],
+                                       bucket, context=conditions)
+            raise
+
+    def _object_acl_loader(self, bucket: Bucket | None,
+                           key: str | None) -> access.ObjectAclLoader | None:
+        if bucket is None or key is None:
+            return None
+        store, name = self.services.store, bucket.name
+
+        async def load() -> str | None:
+            record = await store.get_object(name, key)
+            return record.acl if record is not None else None
+
+        return load
 
     async def _render(self, request: web.BaseRequest, request_id: str,
                       reply: Reply) -> web.StreamResponse:

@@ -64,6 +64,9 @@ class Bucket:
     owner_id: str  # Account.canonical_id
     region: str
     created: float
+    acl: str = ""  # cargohold.acl.Acl.to_json(); "" is private (owner FULL_CONTROL only)
+    policy: str | None = None  # the bucket policy document as PUT, None when unset
+    cors: str | None = None  # cargohold.cors.CorsConfig.to_json(), None when unset
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class ObjectRecord:
     # Object tags (at most 10, in the order they were given); replaced by PutObjectTagging
     # without a new version of the bytes, dropped when the object is overwritten.
     tags: dict[str, str] = field(default_factory=dict)
+    acl: str = ""  # cargohold.acl.Acl.to_json(); "" is private
     # Flexible checksums: algorithm ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
     # -> base64 value, plus "type" -> "FULL_OBJECT" | "COMPOSITE" where relevant.
     checksums: dict[str, str] = field(default_factory=dict)
@@ -128,6 +132,7 @@ class Upload:
     headers: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # from x-amz-tagging, for the object
+    acl: str = ""  # the ACL the completed object gets
     checksum_algorithm: str = ""  # "" or one of the flexible checksum algorithms
     checksum_type: str = ""  # "" | "COMPOSITE" | "FULL_OBJECT"
     storage_class: str = "STANDARD"
@@ -290,6 +295,19 @@ class MetadataStore(Protocol):
         prefix (the NextMarker of a previous page), in which case everything beneath it is
         skipped.
         """
+
+    async def set_bucket_acl(self, name: str, acl: str) -> None:
+        """Replace the bucket's ACL text; ``NoSuchBucket`` if it is gone."""
+
+    async def set_bucket_policy(self, name: str, policy: str | None) -> None:
+        """Set or remove the policy; ``InvalidRequest`` if a limited key is granted the
+        bucket (Spaces' rule; ``create_key``/``set_key_grants`` refuse the reverse)."""
+
+    async def set_bucket_cors(self, name: str, cors: str | None) -> None:
+        """Set or remove the CORS configuration text; ``NoSuchBucket`` if it is gone."""
+
+    async def set_object_acl(self, bucket: str, key: str, acl: str) -> None:
+        """Replace the current object's ACL text only; ``NoSuchKey`` if absent."""
 
     async def bucket_is_empty(self, bucket: str) -> bool: ...
 

@@ -245,6 +245,18 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
             "ALTER TABLE access_keys ADD COLUMN grants TEXT",
         ),
     ),
+    (
+        7,
+        (
+            # Access control and CORS, each stored as its module's compact text ('' or NULL
+            # when unset): a bucket's are read with the bucket on every request.
+            "ALTER TABLE buckets ADD COLUMN acl TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE buckets ADD COLUMN policy TEXT",
+            "ALTER TABLE buckets ADD COLUMN cors TEXT",
+            "ALTER TABLE objects ADD COLUMN acl TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE uploads ADD COLUMN acl TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 ]
 
 _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -254,7 +266,7 @@ _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
 
 _OBJECT_COLUMNS: Final = (
     "key, version_id, blob_id, size, etag, last_modified, content_type, "
-    "headers, metadata, checksums, storage_class, parts, tags"
+    "headers, metadata, checksums, storage_class, parts, tags, acl"
 )
 _SELECT_OBJECT: Final = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?"
 _SELECT_OBJECT_WITH_DATA: Final = (
@@ -277,18 +289,18 @@ _LIST_UNBOUNDED: Final = (
 _UPSERT_OBJECT: Final = (
     "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
     "content_type, headers, metadata, checksums, storage_class, parts, checksum_algorithm, "
-    "checksum_type, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "checksum_type, tags, acl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (bucket, key) DO UPDATE SET version_id = excluded.version_id, "
     "blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, "
     "last_modified = excluded.last_modified, content_type = excluded.content_type, "
     "headers = excluded.headers, metadata = excluded.metadata, "
     "checksums = excluded.checksums, storage_class = excluded.storage_class, "
     "parts = excluded.parts, checksum_algorithm = excluded.checksum_algorithm, "
-    "checksum_type = excluded.checksum_type, tags = excluded.tags"
+    "checksum_type = excluded.checksum_type, tags = excluded.tags, acl = excluded.acl"
 )
 _UPLOAD_COLUMNS: Final = (
     "upload_id, bucket, key, owner_id, initiated, content_type, headers, metadata, "
-    "checksum_algorithm, checksum_type, storage_class, tags"
+    "checksum_algorithm, checksum_type, storage_class, tags, acl"
 )
 _PART_COLUMNS: Final = "upload_id, number, blob_id, size, etag, last_modified, checksums"
 _LIST_UPLOADS_BOUNDED: Final = (
@@ -351,7 +363,8 @@ def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
         storage_class=row[10],
         parts=_parts(row[11]),
         tags=_dict(row[12]),
-        inline=row[13] if len(row) > 13 else None,
+        acl=row[13],
+        inline=row[14] if len(row) > 14 else None,
     )
 
 
@@ -382,7 +395,7 @@ def _upload(row: Sequence[Any]) -> Upload:
         upload_id=row[0], bucket=row[1], key=bytes(row[2]).decode("utf-8"), owner_id=row[3],
         initiated=row[4], content_type=row[5], headers=_dict(row[6]), metadata=_dict(row[7]),
         checksum_algorithm=row[8], checksum_type=row[9], storage_class=row[10],
-        tags=_dict(row[11]),
+        tags=_dict(row[11]), acl=row[12],
     )
 
 
@@ -399,8 +412,12 @@ def _account(row: Sequence[Any]) -> Account:
     )
 
 
+_BUCKET_COLUMNS: Final = "name, owner_id, region, created, acl, policy, cors"
+
+
 def _bucket(row: Sequence[Any]) -> Bucket:
-    return Bucket(name=row[0], owner_id=row[1], region=row[2], created=row[3])
+    return Bucket(name=row[0], owner_id=row[1], region=row[2], created=row[3], acl=row[4],
+                  policy=row[5], cors=row[6])
 
 
 _KEY_COLUMNS: Final = "access_key, secret_key, account_id, created, grants"
@@ -770,6 +787,8 @@ class SqliteStore(MetadataStore):
         """Add an access key; ``InvalidArgument`` if the id exists or the account does not."""
 
         def op(conn: sqlite3.Connection) -> None:
+            if key.grants:
+                _refuse_buckets_with_policy(conn, key.grants)
             try:
                 conn.execute(
                     "INSERT INTO access_keys (access_key, secret_key, account_id, created, "
@@ -822,6 +841,7 @@ class SqliteStore(MetadataStore):
             if row[4] is None:
                 raise errors.InvalidRequest(
                     "A full-access key cannot be limited to buckets; create a new key.")
+            _refuse_buckets_with_policy(conn, grants)
             conn.execute("UPDATE access_keys SET grants = ? WHERE access_key = ?",
                          (_json(grants), access_key))
             return dataclasses.replace(_access_key(row), grants=dict(grants))
@@ -857,8 +877,9 @@ class SqliteStore(MetadataStore):
                 raise errors.TooManyBuckets(BucketName=bucket.name)
             try:
                 conn.execute(
-                    "INSERT INTO buckets (name, owner_id, region, created) VALUES (?, ?, ?, ?)",
-                    (bucket.name, bucket.owner_id, bucket.region, bucket.created),
+                    "INSERT INTO buckets (name, owner_id, region, created, acl) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (bucket.name, bucket.owner_id, bucket.region, bucket.created, bucket.acl),
                 )
             except sqlite3.IntegrityError as exc:  # the owner account does not exist
                 raise errors.InvalidArgument("The bucket owner does not exist.") from exc
@@ -868,7 +889,7 @@ class SqliteStore(MetadataStore):
     async def get_bucket(self, name: str) -> Bucket | None:
         """The bucket with this name."""
         row = self._reader().execute(
-            "SELECT name, owner_id, region, created FROM buckets WHERE name = ?", (name,)
+            f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)
         ).fetchone()
         return None if row is None else _bucket(row)
 
@@ -880,7 +901,7 @@ class SqliteStore(MetadataStore):
         def read(conn: sqlite3.Connection) -> list[Bucket]:
             # substr() counts characters, like len(); buckets_owner orders the scan.
             rows = conn.execute(
-                "SELECT name, owner_id, region, created FROM buckets "
+                f"SELECT {_BUCKET_COLUMNS} FROM buckets "
                 "WHERE owner_id = ? AND name > ? AND substr(name, 1, ?) = ? "
                 "ORDER BY name LIMIT ?",
                 (owner_id, start_after, len(prefix), prefix, max(limit, 0)),
@@ -908,6 +929,39 @@ class SqliteStore(MetadataStore):
             conn.execute("DELETE FROM buckets WHERE name = ?", (name,))
 
         await self._write(op)
+
+    async def set_bucket_acl(self, name: str, acl: str) -> None:
+        """Replace the bucket's ACL (stored text); ``NoSuchBucket`` if it is gone."""
+        await self._set_bucket_column(name, "acl", acl)
+
+    async def set_bucket_policy(self, name: str, policy: str | None) -> None:
+        """Set (or with ``None`` remove) the bucket policy document.
+
+        Spaces' rule, checked in the same transaction: a bucket that a limited access key
+        is granted cannot get a policy (``InvalidRequest``).
+        """
+        if policy is None:
+            await self._set_bucket_column(name, "policy", None)
+            return
+
+        def op(conn: sqlite3.Connection) -> None:
+            for (grants,) in conn.execute(
+                    "SELECT grants FROM access_keys k JOIN buckets b ON b.owner_id = "
+                    "k.account_id WHERE b.name = ? AND k.grants IS NOT NULL", (name,)):
+                if name in _dict(grants):
+                    raise errors.InvalidRequest(
+                        "A bucket that a limited access key is granted cannot have a bucket "
+                        "policy; remove the bucket from the key's grants first.")
+            _update_bucket(conn, name, "policy", policy)
+
+        await self._write(op)
+
+    async def set_bucket_cors(self, name: str, cors: str | None) -> None:
+        """Set (or with ``None`` remove) the bucket's CORS configuration (stored text)."""
+        await self._set_bucket_column(name, "cors", cors)
+
+    async def _set_bucket_column(self, name: str, column: str, value: str | None) -> None:
+        await self._write(lambda conn: _update_bucket(conn, name, column, value))
 
     async def bucket_is_empty(self, bucket: str) -> bool:
         """Whether the bucket holds no objects (one index probe)."""
@@ -961,6 +1015,22 @@ class SqliteStore(MetadataStore):
 
         return await self._write(op)
 
+    async def set_object_acl(self, bucket: str, key: str, acl: str) -> None:
+        """Replace the current object's ACL (stored text), nothing else.
+
+        ``NoSuchBucket`` if the bucket is gone, ``NoSuchKey`` if the object is.
+        """
+        kb = key_bytes(key)
+
+        def op(conn: sqlite3.Connection) -> None:
+            _require_bucket(conn, bucket)
+            cur = conn.execute("UPDATE objects SET acl = ? WHERE bucket = ? AND key = ?",
+                               (acl, bucket, kb))
+            if cur.rowcount == 0:
+                raise errors.NoSuchKey(Key=key)
+
+        await self._write(op)
+
     async def delete_object(self, bucket: str, key: str) -> ObjectRecord | None:
         """Remove the object and queue its blob; return it (``None`` if there was none)."""
         kb = key_bytes(key)
@@ -1008,13 +1078,13 @@ class SqliteStore(MetadataStore):
             upload.upload_id, upload.bucket, key_bytes(upload.key), upload.owner_id,
             upload.initiated, upload.content_type, _json(upload.headers),
             _json(upload.metadata), upload.checksum_algorithm, upload.checksum_type,
-            upload.storage_class, _json(upload.tags),
+            upload.storage_class, _json(upload.tags), upload.acl,
         )
 
         def op(conn: sqlite3.Connection) -> None:
             _require_bucket(conn, upload.bucket)
             conn.execute(f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", params)
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", params)
 
         await self._write(op)
 
@@ -1214,6 +1284,24 @@ def _require_bucket(conn: sqlite3.Connection, bucket: str) -> None:
         raise errors.NoSuchBucket(BucketName=bucket)
 
 
+def _refuse_buckets_with_policy(conn: sqlite3.Connection, grants: dict[str, str]) -> None:
+    """Spaces' rule: a bucket with a bucket policy cannot be granted to a limited key."""
+    for name in grants:
+        row = conn.execute("SELECT policy FROM buckets WHERE name = ?", (name,)).fetchone()
+        if row is not None and row[0] is not None:
+            raise errors.InvalidRequest(
+                f"Bucket {name!r} has a bucket policy, so it cannot be granted to a limited "
+                "access key; delete the policy first.")
+
+
+def _update_bucket(conn: sqlite3.Connection, name: str, column: str,
+                   value: str | None) -> None:
+    assert column in ("acl", "policy", "cors")  # never from input: column names are code
+    cur = conn.execute(f"UPDATE buckets SET {column} = ? WHERE name = ?", (value, name))
+    if cur.rowcount == 0:
+        raise errors.NoSuchBucket(BucketName=name)
+
+
 def _queue_deletion(conn: sqlite3.Connection, blob_id: str) -> None:
     conn.execute(
         "INSERT OR IGNORE INTO blob_deletions (blob_id, queued_at) VALUES (?, ?)",
@@ -1262,7 +1350,7 @@ def _store_object(
             record.etag, record.last_modified, record.content_type, _json(record.headers),
             _json(record.metadata), _json(record.checksums), record.storage_class,
             _parts_json(record.parts), entry.checksum_algorithm, entry.checksum_type,
-            _json(record.tags),
+            _json(record.tags), record.acl,
         ),
     )
     if record.inline is not None:
