@@ -29,7 +29,7 @@ from cargohold.acl import Permission
 from cargohold.auth.model import Principal
 from cargohold.operations import Access, Operation
 from cargohold.policy import ACTIONS, BucketPolicy, Decision, RequestFacts
-from cargohold.store.base import Bucket
+from cargohold.store.base import Bucket, ObjectRecord
 
 # The access classes each Spaces key permission covers on its bucket.
 GRANT_COVERS: Final[dict[str, frozenset[Access]]] = {
@@ -71,8 +71,15 @@ _POLICY_OPERATIONS: Final = frozenset({"GetBucketPolicy", "PutBucketPolicy",
 
 ConditionContext = Callable[[], Mapping[str, Sequence[str]]]
 """Builds the policy condition keys of the request (called only when a policy exists)."""
-ObjectAclLoader = Callable[[], Awaitable[str | None]]
-"""Loads the target object's ACL text (``None`` when there is no such object)."""
+ObjectLoader = Callable[[], Awaitable[ObjectRecord | None]]
+"""Loads the target object (``None`` when there is none); called only when its ACL or tags
+are needed, at most once."""
+_TAG_KEY = "s3:existingobjecttag/"
+
+
+@functools.lru_cache(maxsize=512)
+def _tests_object_tags(document: str) -> bool:
+    return _TAG_KEY in document.lower()
 
 
 @functools.lru_cache(maxsize=512)
@@ -87,7 +94,7 @@ async def authorize(
     bucket: Bucket | None,
     key: str | None = None,
     context: ConditionContext | None = None,
-    object_acl: ObjectAclLoader | None = None,
+    target: ObjectLoader | None = None,
 ) -> None:
     """Raise ``AccessDenied`` unless ``principal`` may run ``operation`` on ``bucket`` (and
     ``key``); see the module docstring for the order of the rules."""
@@ -103,35 +110,42 @@ async def authorize(
     owner = principal.account_id is not None and principal.account_id == bucket.owner_id
     decision = Decision.NONE
     if bucket.policy is not None:
-        decision = _policy_decision(principal, operation, bucket, key, context)
+        decision = await _policy_decision(principal, operation, bucket, key, context, target)
         if decision is Decision.DENY and not (owner and operation.name in _POLICY_OPERATIONS):
             raise errors.AccessDenied()
     if owner or decision is Decision.ALLOW:
         return
     needs = ACL_NEEDS.get(operation.name)
     if needs is not None:
-        target, permission = needs
-        if target == _BUCKET:
+        on, permission = needs
+        if on == _BUCKET:
             text: str | None = bucket.acl
         else:
-            text = await object_acl() if object_acl is not None else None
+            record = await target() if target is not None else None
+            text = record.acl if record is not None else None
         if text and acls.Acl.from_json(text).allows(principal.account_id, permission):
             return
     raise errors.AccessDenied()
 
 
-def _policy_decision(principal: Principal, operation: Operation, bucket: Bucket,
-                     key: str | None, context: ConditionContext | None) -> Decision:
+async def _policy_decision(principal: Principal, operation: Operation, bucket: Bucket,
+                           key: str | None, context: ConditionContext | None,
+                           target: ObjectLoader | None) -> Decision:
     assert bucket.policy is not None
     action = ACTIONS.get(operation.name)
     if action is None:
         return Decision.NONE
     resource = f"arn:aws:s3:::{bucket.name}" + (f"/{key}" if key is not None else "")
+    keys = dict(context()) if context is not None else {}
+    if target is not None and _tests_object_tags(bucket.policy):
+        # s3:ExistingObjectTag/<key>: the tags of the object the request is about.
+        record = await target()
+        for name, value in (record.tags if record is not None else {}).items():
+            keys[_TAG_KEY + name.lower()] = [value]
     facts = RequestFacts(
         action=action, resource=resource,
         principal_ids=frozenset({principal.account_id}) if principal.account_id else frozenset(),
-        anonymous=principal.is_anonymous,
-        context=context() if context is not None else {},
+        anonymous=principal.is_anonymous, context=keys,
     )
     return parsed_policy(bucket.policy, bucket.name).evaluate(facts)
 

@@ -176,3 +176,18 @@ def test_limited_keys_and_bucket_policies_exclude_each_other(server: ServerProce
     refused = admin(server, "key", "create", "--account", name, "--grant",
                     f"{with_policy}:read", check=False)
     assert refused.returncode != 0 and "bucket policy" in refused.stderr
+
+
+def test_existing_object_tags_decide_a_tag_conditioned_grant(
+        s3: Any, bucket: str, stranger: tuple[str, Any]) -> None:
+    stranger_id, other = stranger
+    s3.put_object(Bucket=bucket, Key="blue", Body=b"b", Tagging="team=blue")
+    s3.put_object(Bucket=bucket, Key="red", Body=b"r", Tagging="team=red")
+    s3.put_object(Bucket=bucket, Key="untagged", Body=b"u")
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy(
+        bucket, {"Effect": "Allow", "Principal": {"AWS": stranger_id},
+                 "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+                 "Condition": {"StringEquals": {"s3:ExistingObjectTag/team": "blue"}}}))
+    assert {key: outcome(lambda key=key: other.get_object(Bucket=bucket, Key=key))
+            for key in ("blue", "red", "untagged")} == {
+        "blue": OK, "red": "AccessDenied", "untagged": "AccessDenied"}

@@ -106,12 +106,11 @@ async def load_source(ctx: Context, source: CopySource) -> ObjectRecord:
     bucket = await store.get_bucket(source.bucket)
     if bucket is None:
         raise errors.NoSuchBucket(BucketName=source.bucket)
-    async def source_acl() -> str | None:
-        record = await store.get_object(source.bucket, source.key)
-        return record.acl if record is not None else None
+    async def source_object() -> ObjectRecord | None:
+        return await store.get_object(source.bucket, source.key)
 
     await access.authorize(ctx.principal, ALL_OPERATIONS["GetObject"], bucket, source.key,
-                           context=ctx.conditions, object_acl=source_acl)
+                           context=ctx.conditions, target=source_object)
     if source.version_id is not None and source.version_id != NULL_VERSION:
         raise errors.InvalidArgument("Invalid version id specified",
                                      ArgumentName="x-amz-copy-source",

@@ -24,7 +24,7 @@ from cargohold.handlers.context import Context, Reply, Services
 from cargohold.http.addressing import Address, Addressing
 from cargohold.http.conditions import condition_context
 from cargohold.http.sendfile import file_response
-from cargohold.store.base import Bucket
+from cargohold.store.base import Bucket, MetadataStore, ObjectRecord
 
 log = logging.getLogger("cargohold.http")
 
@@ -32,6 +32,18 @@ SERVER_NAME = "cargohold"
 _CONTINUED = "cargohold.continued"  # request key: "100 Continue" was sent
 _BUCKET = "cargohold.bucket"  # request key: the Bucket the request path loaded (or None)
 _BUCKET_NAME = "cargohold.bucket_name"  # request key: the bucket the request names
+
+
+def _once(store: MetadataStore, bucket: str, key: str) -> access.ObjectLoader:
+    """Loads the object at most once however often the access check asks for it."""
+    loaded: list[ObjectRecord | None] = []
+
+    async def load() -> ObjectRecord | None:
+        if not loaded:
+            loaded.append(await store.get_object(bucket, key))
+        return loaded[0]
+
+    return load
 
 
 @functools.lru_cache(maxsize=256)
@@ -157,7 +169,7 @@ class Dispatcher:
         if not operation.authenticates_itself:
             await access.authorize(
                 principal, operation, bucket, address.key, context=conditions,
-                object_acl=self._object_acl_loader(bucket, address.key))
+                target=self._object_loader(bucket, address.key))
         content_length = _payload_length(request, auth.payload_mode.is_chunked)
         if operation.max_body is not None and content_length is not None:
             limit = min(operation.max_body, services.settings.max_object_size)
@@ -188,17 +200,11 @@ class Dispatcher:
                                        bucket, context=conditions)
             raise
 
-    def _object_acl_loader(self, bucket: Bucket | None,
-                           key: str | None) -> access.ObjectAclLoader | None:
+    def _object_loader(self, bucket: Bucket | None,
+                       key: str | None) -> access.ObjectLoader | None:
         if bucket is None or key is None:
             return None
-        store, name = self.services.store, bucket.name
-
-        async def load() -> str | None:
-            record = await store.get_object(name, key)
-            return record.acl if record is not None else None
-
-        return load
+        return _once(self.services.store, bucket.name, key)
 
     async def _render(self, request: web.BaseRequest, request_id: str,
                       reply: Reply) -> web.StreamResponse:
