@@ -70,7 +70,8 @@ def _credential(access_key: str, date: str, region: str, service: str) -> Creden
                       f"{date}/{region}/{service}/aws4_request")
 
 
-def _parse_credential(text: str) -> Credential | None:
+def parse_credential(text: str) -> Credential | None:
+    """``AKID/yyyymmdd/region/s3/aws4_request`` split up; ``None`` when malformed."""
     parts = text.rsplit("/", 4)
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts[:4]):
         return None
@@ -122,7 +123,7 @@ def _parse_authorization_slowly(value: str) -> _Parsed:
     missing = [n for n in ("Credential", "SignedHeaders", "Signature") if n not in fields]
     if missing or len(fields) != 3:
         raise _malformed("it must contain exactly Credential, SignedHeaders and Signature.")
-    credential = _parse_credential(fields["Credential"])
+    credential = parse_credential(fields["Credential"])
     if credential is None:
         raise _malformed('the Credential is mal-formed; expecting '
                          '"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".')
@@ -161,7 +162,7 @@ def _parse_presigned(values: dict[str, str]) -> tuple[_Parsed, str, int]:
                                "X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, "
                                "X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires "
                                "parameters.")
-    credential = _parse_credential(values["X-Amz-Credential"])
+    credential = parse_credential(values["X-Amz-Credential"])
     if credential is None:
         raise _query_error('Error parsing the X-Amz-Credential parameter; the Credential is '
                            'mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/'

@@ -11,6 +11,7 @@ from cargohold.handlers import (
     listing,
     multipart,
     objects,
+    post_object,
     tagging,
 )
 from cargohold.handlers.context import Handler
@@ -25,6 +26,7 @@ HANDLERS: dict[str, Handler] = {
     **bucket_policy.HANDLERS,
     **bucket_cors.HANDLERS,
     **acls.HANDLERS,
+    **post_object.HANDLERS,
 }
 
 __all__ = ["HANDLERS", "Handler"]
