@@ -65,7 +65,7 @@ ACL_NEEDS: Final[dict[str, tuple[str, Permission]]] = {
     "GetObjectAcl": (_OBJECT, Permission.READ_ACP),
     "PutObjectAcl": (_OBJECT, Permission.WRITE_ACP),
 }
-# The owner may always manage the policy, whatever it says.
+# Only the owner may manage the policy, and it always may, whatever the policy says.
 _POLICY_OPERATIONS: Final = frozenset({"GetBucketPolicy", "PutBucketPolicy",
                                        "DeleteBucketPolicy"})
 
@@ -108,6 +108,8 @@ async def authorize(
         # Only anonymous requests get here (a signed one gets NoSuchBucket first).
         raise errors.AccessDenied()
     owner = principal.account_id is not None and principal.account_id == bucket.owner_id
+    if operation.name in _POLICY_OPERATIONS and not owner:
+        raise errors.AccessDenied()  # only the bucket owner manages its policy (as S3)
     decision = Decision.NONE
     if bucket.policy is not None:
         decision = await _policy_decision(principal, operation, bucket, key, context, target)

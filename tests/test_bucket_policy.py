@@ -100,6 +100,13 @@ def test_a_policy_grants_another_account_read_on_a_prefix_only(
         "delete public/a": outcome(lambda: other.delete_object(Bucket=bucket, Key="public/a")),
         "read the policy": outcome(lambda: other.get_bucket_policy(Bucket=bucket)),
     }
+    # Even a policy that grants policy management to another account does not let it in.
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy(
+        bucket, {"Effect": "Allow", "Principal": {"AWS": stranger_id},
+                 "Action": ["s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:GetObject"],
+                 "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}))
+    assert outcome(lambda: other.get_bucket_policy(Bucket=bucket)) == "AccessDenied"
+    assert outcome(lambda: other.delete_bucket_policy(Bucket=bucket)) == "AccessDenied"
     assert decisions == {
         "get public/a": OK, "get private/b": "AccessDenied", "list public/": OK,
         "list everything": "AccessDenied", "put public/x": "AccessDenied",
