@@ -67,6 +67,8 @@ class Bucket:
     acl: str = ""  # cargohold.acl.Acl.to_json(); "" is private (owner FULL_CONTROL only)
     policy: str | None = None  # the bucket policy document as PUT, None when unset
     cors: str | None = None  # cargohold.cors.CorsConfig.to_json(), None when unset
+    website: str | None = None  # static website configuration text, None when unset
+    logging: str | None = None  # access-logging configuration text, None when off
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class ObjectRecord:
     # without a new version of the bytes, dropped when the object is overwritten.
     tags: dict[str, str] = field(default_factory=dict)
     acl: str = ""  # cargohold.acl.Acl.to_json(); "" is private
+    # SSE-C: how the blobs are encrypted (algorithm, key check, chunking); "" = plaintext.
+    sse: str = ""
     # Flexible checksums: algorithm ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
     # -> base64 value, plus "type" -> "FULL_OBJECT" | "COMPOSITE" where relevant.
     checksums: dict[str, str] = field(default_factory=dict)
@@ -133,6 +137,7 @@ class Upload:
     metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # from x-amz-tagging, for the object
     acl: str = ""  # the ACL the completed object gets
+    sse: str = ""  # SSE-C parameters every part is encrypted with; "" = plaintext
     checksum_algorithm: str = ""  # "" or one of the flexible checksum algorithms
     checksum_type: str = ""  # "" | "COMPOSITE" | "FULL_OBJECT"
     storage_class: str = "STANDARD"
@@ -305,6 +310,12 @@ class MetadataStore(Protocol):
 
     async def set_bucket_cors(self, name: str, cors: str | None) -> None:
         """Set or remove the CORS configuration text; ``NoSuchBucket`` if it is gone."""
+
+    async def set_bucket_website(self, name: str, website: str | None) -> None:
+        """Set or remove the website configuration text; ``NoSuchBucket`` if gone."""
+
+    async def set_bucket_logging(self, name: str, logging: str | None) -> None:
+        """Set or remove the access-logging configuration text; ``NoSuchBucket`` if gone."""
 
     async def set_object_acl(self, bucket: str, key: str, acl: str) -> None:
         """Replace the current object's ACL text only; ``NoSuchKey`` if absent."""

@@ -257,6 +257,26 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
             "ALTER TABLE uploads ADD COLUMN acl TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    (
+        8,
+        (
+            # Static website and access-logging configurations (their modules' text).
+            "ALTER TABLE buckets ADD COLUMN website TEXT",
+            "ALTER TABLE buckets ADD COLUMN logging TEXT",
+            # SSE-C: how an object's (or an upload's parts') blobs are encrypted; '' = plain.
+            "ALTER TABLE objects ADD COLUMN sse TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE uploads ADD COLUMN sse TEXT NOT NULL DEFAULT ''",
+            # Access-log records waiting for delivery into their target bucket.
+            """CREATE TABLE access_log_records (
+                   id INTEGER PRIMARY KEY AUTOINCREMENT,
+                   target_bucket TEXT NOT NULL,
+                   target_prefix TEXT NOT NULL,
+                   line TEXT NOT NULL,
+                   created REAL NOT NULL
+               )""",
+            "CREATE INDEX access_log_records_target ON access_log_records(target_bucket, id)",
+        ),
+    ),
 ]
 
 _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -266,7 +286,7 @@ _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
 
 _OBJECT_COLUMNS: Final = (
     "key, version_id, blob_id, size, etag, last_modified, content_type, "
-    "headers, metadata, checksums, storage_class, parts, tags, acl"
+    "headers, metadata, checksums, storage_class, parts, tags, acl, sse"
 )
 _SELECT_OBJECT: Final = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?"
 _SELECT_OBJECT_WITH_DATA: Final = (
@@ -289,18 +309,20 @@ _LIST_UNBOUNDED: Final = (
 _UPSERT_OBJECT: Final = (
     "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
     "content_type, headers, metadata, checksums, storage_class, parts, checksum_algorithm, "
-    "checksum_type, tags, acl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "checksum_type, tags, acl, sse) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (bucket, key) DO UPDATE SET version_id = excluded.version_id, "
     "blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, "
     "last_modified = excluded.last_modified, content_type = excluded.content_type, "
     "headers = excluded.headers, metadata = excluded.metadata, "
     "checksums = excluded.checksums, storage_class = excluded.storage_class, "
     "parts = excluded.parts, checksum_algorithm = excluded.checksum_algorithm, "
-    "checksum_type = excluded.checksum_type, tags = excluded.tags, acl = excluded.acl"
+    "checksum_type = excluded.checksum_type, tags = excluded.tags, acl = excluded.acl, "
+    "sse = excluded.sse"
 )
 _UPLOAD_COLUMNS: Final = (
     "upload_id, bucket, key, owner_id, initiated, content_type, headers, metadata, "
-    "checksum_algorithm, checksum_type, storage_class, tags, acl"
+    "checksum_algorithm, checksum_type, storage_class, tags, acl, sse"
 )
 _PART_COLUMNS: Final = "upload_id, number, blob_id, size, etag, last_modified, checksums"
 _LIST_UPLOADS_BOUNDED: Final = (
@@ -364,7 +386,8 @@ def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
         parts=_parts(row[11]),
         tags=_dict(row[12]),
         acl=row[13],
-        inline=row[14] if len(row) > 14 else None,
+        sse=row[14],
+        inline=row[15] if len(row) > 15 else None,
     )
 
 
@@ -395,7 +418,7 @@ def _upload(row: Sequence[Any]) -> Upload:
         upload_id=row[0], bucket=row[1], key=bytes(row[2]).decode("utf-8"), owner_id=row[3],
         initiated=row[4], content_type=row[5], headers=_dict(row[6]), metadata=_dict(row[7]),
         checksum_algorithm=row[8], checksum_type=row[9], storage_class=row[10],
-        tags=_dict(row[11]), acl=row[12],
+        tags=_dict(row[11]), acl=row[12], sse=row[13],
     )
 
 
@@ -412,12 +435,12 @@ def _account(row: Sequence[Any]) -> Account:
     )
 
 
-_BUCKET_COLUMNS: Final = "name, owner_id, region, created, acl, policy, cors"
+_BUCKET_COLUMNS: Final = "name, owner_id, region, created, acl, policy, cors, website, logging"
 
 
 def _bucket(row: Sequence[Any]) -> Bucket:
     return Bucket(name=row[0], owner_id=row[1], region=row[2], created=row[3], acl=row[4],
-                  policy=row[5], cors=row[6])
+                  policy=row[5], cors=row[6], website=row[7], logging=row[8])
 
 
 _KEY_COLUMNS: Final = "access_key, secret_key, account_id, created, grants"
@@ -960,6 +983,14 @@ class SqliteStore(MetadataStore):
         """Set (or with ``None`` remove) the bucket's CORS configuration (stored text)."""
         await self._set_bucket_column(name, "cors", cors)
 
+    async def set_bucket_website(self, name: str, website: str | None) -> None:
+        """Set (or with ``None`` remove) the bucket's website configuration (stored text)."""
+        await self._set_bucket_column(name, "website", website)
+
+    async def set_bucket_logging(self, name: str, logging: str | None) -> None:
+        """Set (or with ``None`` remove) the bucket's access-logging configuration."""
+        await self._set_bucket_column(name, "logging", logging)
+
     async def _set_bucket_column(self, name: str, column: str, value: str | None) -> None:
         await self._write(lambda conn: _update_bucket(conn, name, column, value))
 
@@ -1078,13 +1109,13 @@ class SqliteStore(MetadataStore):
             upload.upload_id, upload.bucket, key_bytes(upload.key), upload.owner_id,
             upload.initiated, upload.content_type, _json(upload.headers),
             _json(upload.metadata), upload.checksum_algorithm, upload.checksum_type,
-            upload.storage_class, _json(upload.tags), upload.acl,
+            upload.storage_class, _json(upload.tags), upload.acl, upload.sse,
         )
 
         def op(conn: sqlite3.Connection) -> None:
             _require_bucket(conn, upload.bucket)
             conn.execute(f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", params)
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", params)
 
         await self._write(op)
 
@@ -1296,7 +1327,8 @@ def _refuse_buckets_with_policy(conn: sqlite3.Connection, grants: dict[str, str]
 
 def _update_bucket(conn: sqlite3.Connection, name: str, column: str,
                    value: str | None) -> None:
-    assert column in ("acl", "policy", "cors")  # never from input: column names are code
+    # Never from input: column names are code.
+    assert column in ("acl", "policy", "cors", "website", "logging")
     cur = conn.execute(f"UPDATE buckets SET {column} = ? WHERE name = ?", (value, name))
     if cur.rowcount == 0:
         raise errors.NoSuchBucket(BucketName=name)
@@ -1350,7 +1382,7 @@ def _store_object(
             record.etag, record.last_modified, record.content_type, _json(record.headers),
             _json(record.metadata), _json(record.checksums), record.storage_class,
             _parts_json(record.parts), entry.checksum_algorithm, entry.checksum_type,
-            _json(record.tags), record.acl,
+            _json(record.tags), record.acl, record.sse,
         ),
     )
     if record.inline is not None:
