@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from multidict import CIMultiDictProxy
 
+from cargohold import errors
 from cargohold.store.base import AccessKey
 
 KeyLookup = Callable[[str], Awaitable[AccessKey | None]]
@@ -41,6 +42,16 @@ class Principal:
 
 
 ANONYMOUS = Principal(account_id=None, access_key=None)
+
+
+async def principal_for(lookup: KeyLookup, access_key: str) -> tuple[Principal, str]:
+    """The principal an access key id stands for, and its secret; ``InvalidAccessKeyId``
+    for an unknown key."""
+    key = await lookup(access_key)
+    if key is None:
+        raise errors.InvalidAccessKeyId(AWSAccessKeyId=access_key)
+    return Principal(account_id=key.account_id, access_key=key.access_key,
+                     grants=key.grants), key.secret_key
 
 
 class PayloadMode(enum.Enum):

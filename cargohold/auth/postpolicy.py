@@ -55,7 +55,7 @@ from typing import Any, Final, NoReturn
 
 from cargohold import errors
 from cargohold.auth import canonical, sigv4
-from cargohold.auth.model import ANONYMOUS, KeyLookup, Principal
+from cargohold.auth.model import ANONYMOUS, KeyLookup, Principal, principal_for
 
 V4_FIELDS: Final = ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature")
 V2_FIELDS: Final = ("awsaccesskeyid", "signature")
@@ -159,7 +159,7 @@ async def _verify_v4(fields: Mapping[str, str], lookup: KeyLookup) -> FormAuth:
         # Sic: S3's wording.
         raise errors.InvalidArgument("X-Amz-Date must be formated via ISO8601 Long format",
                                      ArgumentName="X-Amz-Date", ArgumentValue=amz_date)
-    principal, secret = await _principal(lookup, credential.access_key)
+    principal, secret = await principal_for(lookup, credential.access_key)
     policy_text = fields["policy"]
     key = sigv4.signing_key(secret, credential.date, credential.region)
     expected = sigv4.sign(key, policy_text)
@@ -172,7 +172,7 @@ async def _verify_v4(fields: Mapping[str, str], lookup: KeyLookup) -> FormAuth:
 async def _verify_v2(fields: Mapping[str, str], lookup: KeyLookup) -> FormAuth:
     _require(fields, (*V2_FIELDS, "policy"))
     access_key = fields["awsaccesskeyid"]
-    principal, secret = await _principal(lookup, access_key)
+    principal, secret = await principal_for(lookup, access_key)
     policy_text = fields["policy"]
     expected = base64.b64encode(
         hmac.digest(secret.encode(), policy_text.encode(), "sha1"))
@@ -184,14 +184,6 @@ async def _verify_v2(fields: Mapping[str, str], lookup: KeyLookup) -> FormAuth:
 
 def _bad_credential(detail: str, value: str) -> errors.S3Error:
     return errors.InvalidArgument(detail, ArgumentName="X-Amz-Credential", ArgumentValue=value)
-
-
-async def _principal(lookup: KeyLookup, access_key: str) -> tuple[Principal, str]:
-    key = await lookup(access_key)
-    if key is None:
-        raise errors.InvalidAccessKeyId(AWSAccessKeyId=access_key)
-    return Principal(account_id=key.account_id, access_key=key.access_key,
-                     grants=key.grants), key.secret_key
 
 
 def _signature_mismatch(access_key: str, policy_text: str, provided: str) -> NoReturn:

@@ -16,7 +16,13 @@ from multidict import CIMultiDictProxy
 from cargohold import errors
 from cargohold.auth import canonical
 from cargohold.auth.canonical import WIRE, QueryParam
-from cargohold.auth.model import AuthResult, KeyLookup, PayloadMode, Principal, SignedRequest
+from cargohold.auth.model import (
+    AuthResult,
+    KeyLookup,
+    PayloadMode,
+    SignedRequest,
+    principal_for,
+)
 
 # Query parameters that are part of the CanonicalizedResource (S3 sub-resources).
 SUBRESOURCES = frozenset({
@@ -78,14 +84,6 @@ def _matches(secret: str, provided: str, heads: list[str], amz: str,
     return False
 
 
-async def _principal(lookup: KeyLookup, access_key: str) -> tuple[Principal, str]:
-    key = await lookup(access_key)
-    if key is None:
-        raise errors.InvalidAccessKeyId(AWSAccessKeyId=access_key)
-    return Principal(account_id=key.account_id, access_key=key.access_key,
-                     grants=key.grants), key.secret_key
-
-
 def _payload(headers: CIMultiDictProxy[str]) -> tuple[PayloadMode, str | None]:
     mode, digest = canonical.payload_mode(headers.get("x-amz-content-sha256"))
     if mode.is_chunked and mode is not PayloadMode.STREAMING_UNSIGNED_TRAILER:
@@ -115,7 +113,7 @@ async def verify_header(req: SignedRequest, authorization: str, params: list[Que
             ServerTime=canonical.format_http_date(now),
             MaxAllowedSkewMilliseconds=str(int(max_skew * 1000)))
     mode, digest = _payload(headers)
-    principal, secret = await _principal(lookup, access_key)
+    principal, secret = await principal_for(lookup, access_key)
     start = (f"{req.method}\n{headers.get('Content-MD5', '').strip()}\n"
              f"{headers.get('Content-Type', '').strip()}\n")
     # With x-amz-date the Date line is empty (x-amz-date is among the amz headers); some
@@ -155,7 +153,7 @@ async def verify_presigned(req: SignedRequest, params: list[QueryParam], lookup:
                                   ServerTime=canonical.format_http_date(now))
     headers = req.headers
     mode, digest = _payload(headers)
-    principal, secret = await _principal(lookup, access_key)
+    principal, secret = await principal_for(lookup, access_key)
     # Signers move Content-Type / Content-MD5 / x-amz-* into the query (botocore does); the
     # client fetching the URL may or may not send them again as headers.
     content_md5 = headers.get("Content-MD5", values.get("content-md5", "")).strip()

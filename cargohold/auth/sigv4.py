@@ -16,7 +16,13 @@ from typing import NamedTuple
 from cargohold import errors
 from cargohold.auth import canonical
 from cargohold.auth.canonical import WIRE, QueryParam
-from cargohold.auth.model import AuthResult, KeyLookup, PayloadMode, Principal, SignedRequest
+from cargohold.auth.model import (
+    AuthResult,
+    KeyLookup,
+    PayloadMode,
+    SignedRequest,
+    principal_for,
+)
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_PRESIGN_EXPIRES = 604800  # one week, as S3
@@ -217,14 +223,6 @@ def _skewed(request_time: float, now: float, max_skew: float) -> errors.S3Error:
         MaxAllowedSkewMilliseconds=str(int(max_skew * 1000)))
 
 
-async def _principal(lookup: KeyLookup, access_key: str) -> tuple[Principal, str]:
-    key = await lookup(access_key)
-    if key is None:
-        raise errors.InvalidAccessKeyId(AWSAccessKeyId=access_key)
-    return Principal(account_id=key.account_id, access_key=key.access_key,
-                     grants=key.grants), key.secret_key
-
-
 async def verify_header(req: SignedRequest, authorization: str, params: list[QueryParam],
                         lookup: KeyLookup, now: float, max_skew: float) -> AuthResult:
     """Verify a request signed with ``Authorization: AWS4-HMAC-SHA256 ...``."""
@@ -252,7 +250,7 @@ async def verify_header(req: SignedRequest, authorization: str, params: list[Que
                          "not the same as X-Amz-Date: \"" + amz_date[:8] + "\".")
     if abs(now - request_time) > max_skew:
         raise _skewed(request_time, now, max_skew)
-    principal, secret = await _principal(lookup, parsed.credential.access_key)
+    principal, secret = await principal_for(lookup, parsed.credential.access_key)
     key = signing_key(secret, parsed.credential.date, parsed.credential.region)
     query = canonical.canonical_query(params)
     if not _check_signature(req, parsed, key, amz_date, query, (content_sha,)):
@@ -292,7 +290,7 @@ async def verify_presigned(req: SignedRequest, params: list[QueryParam], lookup:
     # x-amz-content-sha256 header they also send. Accept either.
     hashes = ((UNSIGNED_PAYLOAD,) if content_sha is None or content_sha == UNSIGNED_PAYLOAD
               else (content_sha, UNSIGNED_PAYLOAD))
-    principal, secret = await _principal(lookup, parsed.credential.access_key)
+    principal, secret = await principal_for(lookup, parsed.credential.access_key)
     key = signing_key(secret, parsed.credential.date, parsed.credential.region)
     query = canonical.canonical_query(params, exclude="X-Amz-Signature")
     if not _check_signature(req, parsed, key, amz_date, query, hashes):

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 
+from cargohold.periodic import run_periodically
 from cargohold.store.base import MetadataStore
 
 log = logging.getLogger("cargohold.expiry")
@@ -56,11 +57,5 @@ class UploadExpirer:
 
         A failing pass is logged and retried next interval; cancellation propagates.
         """
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("multipart upload expiry pass failed")
-            await asyncio.sleep(self.interval_seconds)
+        await run_periodically(self.run_once, self.interval_seconds, log,
+                               "multipart upload expiry pass")

@@ -12,12 +12,12 @@ Two kinds of garbage, both safe to remove only because of the storage contract:
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import time
 from collections.abc import Iterator
 
+from cargohold.periodic import run_periodically
 from cargohold.store.base import MetadataStore
 from cargohold.store.blobs import BlobStore
 
@@ -57,14 +57,7 @@ class BlobCollector:
 
         A failing pass is logged and retried next interval; cancellation propagates.
         """
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("blob gc pass failed")
-            await asyncio.sleep(self.interval_seconds)
+        await run_periodically(self.run_once, self.interval_seconds, log, "blob gc pass")
 
     async def _drain_queue(self) -> int:
         deleted = 0
