@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import ipaddress
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cargohold import config, errors, server
@@ -56,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     key_list.add_argument("--account")
     key_delete = key.add_parser("delete")
     key_delete.add_argument("key")
+
+    tls = areas.add_parser("tls").add_subparsers(dest="action", required=True)
+    self_signed = tls.add_parser(
+        "self-signed", help="write a self-signed certificate and key for --tls-cert/--tls-key")
+    self_signed.add_argument("--out-dir", required=True,
+                             help="directory for cert.pem and key.pem (created if missing)")
+    self_signed.add_argument("--host", dest="names", action="append", default=[],
+                             metavar="NAME", help="a DNS name or IP address the certificate "
+                             "is for; repeat for more (default: the domain, its bucket, "
+                             "region and website wildcards, 127.0.0.1 and ::1)")
+    self_signed.add_argument("--days", type=int, default=365, help="validity (default: 365)")
     return parser
 
 
@@ -65,7 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return server.serve(settings)
     try:
-        result = asyncio.run(_admin(settings, args))
+        if args.area == "tls":
+            result = _write_self_signed(settings, args)  # files only: no store is opened
+        else:
+            result = asyncio.run(_admin(settings, args))
     except errors.S3Error as exc:
         print(f"cargohold admin: {exc.message}", file=sys.stderr)
         return 1
@@ -96,6 +114,77 @@ def _key_dict(key: AccessKey, account: Account | None, secret: bool) -> dict[str
     if secret:
         out["secret_key"] = key.secret_key
     return out
+
+
+def _write_self_signed(settings: config.Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """``admin tls self-signed``: write ``cert.pem`` and ``key.pem`` (readable by the owner
+    only) into ``--out-dir``."""
+    names = args.names or [settings.domain, f"*.{settings.domain}",
+                           f"*.{settings.region}.{settings.domain}",
+                           f"*.{settings.region}-static.{settings.domain}", "127.0.0.1", "::1"]
+    cert_pem, key_pem = self_signed_pair(names, days=args.days)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = out / "cert.pem", out / "key.pem"
+    cert_path.write_bytes(cert_pem)
+    # Created 0600 rather than chmod-ed after writing, so the key is never readable by others.
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_pem)
+    os.chmod(key_path, 0o600)  # an existing file keeps its mode through O_CREAT
+    return {"cert": str(cert_path), "key": str(key_path), "names": ",".join(names),
+            "days": args.days}
+
+
+def self_signed_pair(names: Sequence[str], days: int = 365) -> tuple[bytes, bytes]:
+    """A self-signed certificate for ``names`` (DNS names or IP addresses) and its key, PEM.
+
+    The certificate is its own CA (basic constraints, key usage, key identifiers), so
+    clients accept it as a trust anchor (``verify=cert.pem``, ``--ca-bundle``) even where
+    OpenSSL checks strictly.
+    """
+    # Imported here, not at module level: only this command builds certificates.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    if not names:
+        raise errors.InvalidArgument("give at least one --host")
+    key = ec.generate_private_key(ec.SECP256R1())
+    alternatives: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternatives.append(x509.DNSName(name))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64]),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cargohold")])
+    now = datetime.datetime.now(datetime.UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject).public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate clock skew
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, key_cert_sign=True, crl_sign=False,
+            content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                       critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 async def _admin(settings: config.Settings, args: argparse.Namespace) -> Any:

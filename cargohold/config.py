@@ -19,6 +19,9 @@ from typing import Any
 class Settings:
     host: str = "127.0.0.1"
     port: int = 9000
+    # HTTPS: a PEM certificate (chain first) and its private key; both empty: plain HTTP.
+    tls_cert: str = ""
+    tls_key: str = ""
     data_dir: str = "./cargohold-data"
     region: str = "nyc3"
     domain: str = "localhost"
@@ -34,6 +37,11 @@ class Settings:
     # Incomplete multipart uploads older than this are aborted and their parts freed
     # (S3 leaves that to a lifecycle rule; 30 days here). 0 keeps them forever.
     multipart_expiry_seconds: float = 30 * 24 * 3600.0
+    # How often worker 0 writes queued access-log records into their target buckets.
+    log_delivery_interval_seconds: float = 300.0
+    # SSE-C over plain HTTP (S3 refuses it: the key travels in a header): "loopback" allows
+    # it from loopback clients (local development), "always", or "never".
+    sse_c_over_http: str = "loopback"
     log_level: str = "info"
     root_access_key: str = ""
     root_secret_key: str = ""

@@ -172,3 +172,39 @@ MaxPostPreDataLengthExceeded = _error("MaxPostPreDataLengthExceeded",
 InvalidPolicyDocument = _error("InvalidPolicyDocument", "InvalidPolicyDocument", 400,
                                "The content of the form does not meet the conditions "
                                "specified in the policy document.")
+# SSE-C (cargohold/sse/). Codes and messages as AWS answers them (LocalStack's AWS-validated
+# captures; the over-HTTP refusal as MinIO words it, AWS's own text is not on record).
+InvalidEncryptionAlgorithmError = _error("InvalidEncryptionAlgorithmError",
+                                         "InvalidEncryptionAlgorithmError", 400,
+                                         "The Encryption request you specified is not valid. "
+                                         "Supported value: AES256.")
+InsecureSseCustomerRequest = _error("InsecureSseCustomerRequest", "InvalidRequest", 400,
+                                    "Requests specifying Server Side Encryption with Customer "
+                                    "provided keys must be made over a secure connection.")
+SseCustomerKeyRequired = _error("SseCustomerKeyRequired", "InvalidRequest", 400,
+                                "The object was stored using a form of Server Side Encryption. "
+                                "The correct parameters must be provided to retrieve the "
+                                "object.")
+SseCustomerKeyNotApplicable = _error("SseCustomerKeyNotApplicable", "InvalidRequest", 400,
+                                     "The encryption parameters are not applicable to this "
+                                     "object.")
+SseCustomerKeyIncorrect = _error("SseCustomerKeyIncorrect", "AccessDenied", 403,
+                                 "Requests specifying Server Side Encryption with Customer "
+                                 "provided keys must provide the correct secret key.")
+SseMultipartEncrypted = _error("SseMultipartEncrypted", "InvalidRequest", 400,
+                               "The multipart upload initiate requested encryption. Subsequent "
+                               "part requests must include the appropriate encryption "
+                               "parameters.")
+SseCustomerParametersMismatch = _error("SseCustomerParametersMismatch", "InvalidRequest", 400,
+                                       "The provided encryption parameters did not match the "
+                                       "ones used originally.")
+# Static websites (cargohold/website.py)
+NoSuchWebsiteConfiguration = _error("NoSuchWebsiteConfiguration", "NoSuchWebsiteConfiguration",
+                                    404, "The specified bucket does not have a website "
+                                    "configuration")
+# Access logs (cargohold/accesslog.py). S3 answers every refused target with this code.
+InvalidTargetBucketForLogging = _error("InvalidTargetBucketForLogging",
+                                       "InvalidTargetBucketForLogging", 400,
+                                       "The target bucket for logging does not exist, is not "
+                                       "owned by you, or does not have the appropriate grants "
+                                       "for the log-delivery group.")

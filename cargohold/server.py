@@ -2,8 +2,12 @@
 
 ``serve`` runs one worker in this process, or a small supervisor that starts N worker
 processes; every worker binds the same port with ``SO_REUSEPORT`` so the kernel spreads
-connections across them. Background work (blob GC, expiry of abandoned multipart uploads)
-runs in worker 0 only.
+connections across them. Background work (blob GC, expiry of abandoned multipart uploads,
+access-log delivery) runs in worker 0 only; every worker buffers its own access-log records
+and writes them to the store's queue, the last of them on shutdown. With
+``--tls-cert``/``--tls-key`` every worker serves HTTPS with an SSL context it builds once at
+start (checked by the supervisor first, so a bad certificate stops the server before any
+worker starts).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import multiprocessing
 import secrets
 import signal
 import socket
+import ssl
 import string
 import sys
 import time
@@ -25,6 +30,7 @@ from aiohttp import web
 from cargohold.config import Settings
 from cargohold.handlers.context import Services
 from cargohold.http.dispatch import Dispatcher
+from cargohold.logdelivery import LogDeliverer, RecordBuffer
 from cargohold.store.base import AccessKey, Account, MetadataStore
 from cargohold.store.blobs import BlobStore
 from cargohold.store.expiry import UploadExpirer
@@ -101,6 +107,32 @@ async def bootstrap(settings: Settings) -> None:
         print(f"  secret key: {key.secret_key}", flush=True)
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context, or None for plain HTTP; ``SystemExit`` with a clear message
+    for a missing, unreadable or invalid certificate or key."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise SystemExit("cargohold: --tls-cert and --tls-key must be given together")
+    for what, path in (("certificate", cert), ("private key", key)):
+        if not Path(path).is_file():
+            raise SystemExit(f"cargohold: TLS {what} file not found: {path}")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])  # aiohttp speaks HTTP/1.1 only
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise SystemExit(f"cargohold: cannot use TLS certificate {cert} with key {key}: "
+                         f"{exc.reason or exc} (both must be PEM, and the key must be the "
+                         "certificate's)") from exc
+    except OSError as exc:
+        raise SystemExit(f"cargohold: cannot read TLS certificate {cert} or key {key}: "
+                         f"{exc.strerror or exc}") from exc
+    return context
+
+
 def _listen_socket(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -113,18 +145,26 @@ def _listen_socket(settings: Settings) -> socket.socket:
     return sock
 
 
-async def run_worker(settings: Settings, index: int) -> None:
-    """Serve until SIGTERM/SIGINT, then drain in-flight requests and close the store."""
+async def run_worker(settings: Settings, index: int,
+                     ssl_context: ssl.SSLContext | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then drain in-flight requests and close the store.
+
+    ``ssl_context`` serves HTTPS; without it the settings' certificate (if any) is loaded.
+    """
+    if ssl_context is None:
+        ssl_context = tls_context(settings)
     store = open_store(settings)
     await store.open()
     blobs = BlobStore(settings.data_path)
     services = Services(settings=settings, store=store, blobs=blobs)
-    server = web.Server(Dispatcher(services), max_line_size=MAX_LINE_SIZE,
+    # Every worker buffers its access-log records and writes them to the store's queue.
+    access_log = RecordBuffer(store)
+    server = web.Server(Dispatcher(services, access_log), max_line_size=MAX_LINE_SIZE,
                         max_field_size=MAX_FIELD_SIZE, access_log=None)
     runner = web.ServerRunner(server, handle_signals=False,
                               shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
-    site = web.SockSite(runner, _listen_socket(settings))
+    site = web.SockSite(runner, _listen_socket(settings), ssl_context=ssl_context)
     await site.start()
     background: list[asyncio.Task[None]] = []
     if index == 0:
@@ -136,11 +176,17 @@ async def run_worker(settings: Settings, index: int) -> None:
         expirer = UploadExpirer(store, expiry_seconds=settings.multipart_expiry_seconds,
                                 interval_seconds=settings.gc_interval_seconds)
         background.append(asyncio.create_task(expirer.run_forever()))
+        # Worker 0 delivers the queue into target buckets, every worker's records alike.
+        deliverer = LogDeliverer(store, blobs,
+                                 interval_seconds=settings.log_delivery_interval_seconds)
+        background.append(asyncio.create_task(deliverer.run_forever()))
+    access_log.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker %d serving on http://%s:%d", index, settings.host, settings.port)
+    log.info("worker %d serving on %s://%s:%d", index, _scheme(ssl_context), settings.host,
+             settings.port)
     try:
         await stop.wait()
     finally:
@@ -150,6 +196,9 @@ async def run_worker(settings: Settings, index: int) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await runner.cleanup()
+        # After the last requests finished, before the store closes: records still in
+        # memory reach the queue (a kill -9 loses them; see cargohold/logdelivery.py).
+        await access_log.close()
         await store.close()
 
 
@@ -163,17 +212,22 @@ def configure_logging(settings: Settings) -> None:
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
 
 
+def _scheme(ssl_context: ssl.SSLContext | None) -> str:
+    return "http" if ssl_context is None else "https"
+
+
 def serve(settings: Settings) -> int:
     """Run the server in the foreground until interrupted."""
     configure_logging(settings)
+    # Fail fast on a bad certificate and on a port in use, before starting workers.
+    ssl_context = tls_context(settings)
     asyncio.run(bootstrap(settings))
-    # Fail fast on a port in use, before starting workers.
     _listen_socket(settings).close()
-    print(f"cargohold: serving S3 on http://{settings.host}:{settings.port} "
+    print(f"cargohold: serving S3 on {_scheme(ssl_context)}://{settings.host}:{settings.port} "
           f"(region {settings.region}, data {Path(settings.data_dir).resolve()}, "
           f"{settings.workers} worker{'s' if settings.workers != 1 else ''})", flush=True)
     if settings.workers == 1:
-        asyncio.run(run_worker(settings, 0))
+        asyncio.run(run_worker(settings, 0, ssl_context))
         return 0
     return _supervise(settings)
 

@@ -800,3 +800,17 @@ def test_a_browser_uploads_through_an_html_form(s3: Any, bucket: str, tmp_path: 
     stored = s3.get_object(Bucket=bucket, Key="browser/note.txt")
     assert stored["Body"].read() == content.encode()
     assert stored["ContentType"] == "text/plain"
+
+
+def test_a_form_asking_for_server_side_encryption_is_refused_not_stored_in_plaintext(
+        s3: Any, bucket: str) -> None:
+    sse = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+           "x-amz-server-side-encryption-customer-key": base64.b64encode(b"k" * 32).decode(),
+           "x-amz-server-side-encryption-customer-key-MD5": base64.b64encode(
+               hashlib.md5(b"k" * 32).digest()).decode()}
+    url, fields = presign(s3, bucket, "secret.txt", fields=sse,
+                          conditions=[{name: value} for name, value in sse.items()])
+    response = post(url, fields, ("secret.txt", b"plaintext", "text/plain"))
+    assert response.status == 501
+    assert error_of(response)[0] == "NotImplemented"
+    assert keys_in(s3, bucket) == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 from cargohold.handlers import (
     acls,
     bucket_cors,
+    bucket_logging,
     bucket_policy,
+    bucket_website,
     buckets,
     copy,
     listing,
@@ -25,6 +27,8 @@ HANDLERS: dict[str, Handler] = {
     **copy.HANDLERS,
     **bucket_policy.HANDLERS,
     **bucket_cors.HANDLERS,
+    **bucket_logging.HANDLERS,
+    **bucket_website.HANDLERS,
     **acls.HANDLERS,
     **post_object.HANDLERS,
 }

@@ -2,7 +2,7 @@
 
 Handlers never see aiohttp: they get a :class:`Context` (operation, bucket, key, decoded
 query, headers, principal, a body source and the services) and return a :class:`Reply`
-(status, headers, and either bytes or file segments to send with ``sendfile``).
+(status, headers, and bytes, file segments to send with ``sendfile``, or a byte stream).
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     segments: list[FileSegment] | None = None  # a file body instead of ``body``
-    content_length: int | None = None  # for HEAD: the length a GET would send
+    # A streamed body instead of ``body`` (decrypted SSE-C bytes): sent as it is produced,
+    # with ``content_length`` as its length.
+    stream: AsyncIterator[bytes] | None = None
+    content_length: int | None = None  # for HEAD (and a stream): the length a GET sends
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Context:
     # copy's source); built on demand.
     conditions: Callable[[], Mapping[str, Sequence[str]]] | None = None
     remote: str = ""  # the client's address
+    secure: bool = False  # the request came over TLS
 
     @property
     def principal(self) -> Principal:

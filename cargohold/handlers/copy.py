@@ -8,6 +8,12 @@ copy that asks for a checksum the source does not have needs that checksum.
 
 Each object owns its blob names, so the garbage collector needs no reference counts: a
 replaced or deleted copy frees only its own links.
+
+SSE-C: a copy whose source or destination is encrypted cannot share bytes (each sealed blob
+is bound to its object, and the keys may differ), so its bytes are read as plaintext (the
+source's key from ``x-amz-copy-source-server-side-encryption-customer-*``) and written
+again, sealed with the destination's key when it has one, one worker-thread job per MiB. A
+multipart source keeps its manifest: each part is rewritten as a part of the copy.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
@@ -25,7 +32,9 @@ from cargohold.handlers.multipart import load_upload, part_number
 from cargohold.handlers.objects import (
     STORAGE_CLASSES,
     content_headers,
+    customer_key,
     etag_matches,
+    object_pieces,
     object_segments,
     parse_http_date,
     user_metadata,
@@ -34,7 +43,10 @@ from cargohold.handlers.objects import (
 )
 from cargohold.handlers.tagging import tags_from_header
 from cargohold.operations import ALL_OPERATIONS
+from cargohold.sse import customer, streams
+from cargohold.sse.chunks import ObjectCipher
 from cargohold.store.base import NULL_VERSION, ObjectRecord, PartRef, UploadedPart
+from cargohold.store.blobs import BlobWriter
 
 # S3's cap on a CopyObject source and on one copied part.
 MAX_COPY_SOURCE = 5 * 1024**3
@@ -177,6 +189,106 @@ async def _cloned_source(ctx: Context, source: CopySource,
     raise errors.InternalError("The copy source kept changing while it was being copied.")
 
 
+def _source_cipher(record: ObjectRecord, key: customer.CustomerKey | None) -> ObjectCipher | None:
+    """The cipher that opens an SSE-C source (``None`` for a plaintext one); S3's errors for
+    a missing, needless or wrong source key."""
+    opened = customer.open_object(record.sse, key)
+    return opened.cipher if opened is not None else None
+
+
+def _plaintext(ctx: Context, record: ObjectRecord, start: int, length: int,
+               cipher: ObjectCipher | None) -> AsyncIterator[bytes]:
+    """Bytes [start, start+length) of ``record`` as plaintext, read in worker threads."""
+    if record.inline is not None:
+        return _once(record.inline[start:start + length])
+    return streams.stream_plaintext(ctx.services.blobs, object_pieces(ctx, record, start, length),
+                                    cipher)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+async def _write_blob(ctx: Context, plaintext: AsyncIterator[bytes], size: int, part: int,
+                      cipher: ObjectCipher | None,
+                      extra: checksums.Hasher | None) -> tuple[str, str]:
+    """A new blob of the ``size`` bytes of ``plaintext``, sealed with ``cipher`` (its chunks
+    bound to ``part``) if given; returns (blob id, MD5 hex of the stored bytes). ``extra``
+    hashes the plaintext."""
+    stored_md5 = hashlib.md5(usedforsecurity=False)
+    plain = [extra] if extra is not None else []
+    writer: BlobWriter | streams.SealingWriter
+    if cipher is None:
+        writer = ctx.services.blobs.open_writer([stored_md5, *plain])
+    else:
+        writer = streams.SealingWriter(ctx.services.blobs, cipher.new_blob(part, size), plain,
+                                       [stored_md5])
+    async with writer:
+        async for data in plaintext:
+            await writer.write(data)
+        blob_id = await writer.commit()
+    return blob_id, stored_md5.hexdigest()
+
+
+async def _rewrite(ctx: Context, record: ObjectRecord, source: ObjectCipher | None,
+                   target: customer.Sealing | None,
+                   algorithm: str) -> tuple[ObjectRecord, str | None]:
+    """``record`` with its bytes written again to new blobs: opened with ``source``, sealed
+    for ``target``; and ``algorithm``'s full-object checksum of them (None without one).
+
+    The ETag is the MD5 of what is stored (``-N`` over the parts' for a multipart source):
+    the real MD5 for a plaintext copy, the ciphertext's for an SSE-C one.
+    """
+    cipher = target.cipher if target is not None else None
+    whole = checksums.new_hasher(algorithm) if algorithm else None
+    made: list[str] = []
+    try:
+        if record.parts:
+            parts = []
+            for part in record.parts:
+                piece = [streams.Piece(ctx.services.blobs.path(part.blob_id), 0, part.size,
+                                       part.size, part.number)] if part.blob_id else []
+                blob_id, etag = await _write_blob(
+                    ctx, streams.stream_plaintext(ctx.services.blobs, piece, source),
+                    part.size, part.number, cipher, whole)
+                made.append(blob_id)
+                parts.append(dataclasses.replace(part, blob_id=blob_id, etag=etag))
+            md5s = b"".join(bytes.fromhex(p.etag) for p in parts)
+            etag = f"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(parts)}"
+            rewritten = dataclasses.replace(record, parts=tuple(parts), etag=etag)
+        else:
+            blob_id, etag = await _write_blob(
+                ctx, _plaintext(ctx, record, 0, record.size, source), record.size, 0, cipher,
+                whole)
+            made.append(blob_id)
+            # Never inline: an SSE-C object must not leave plaintext in the metadata store.
+            rewritten = dataclasses.replace(record, blob_id=blob_id, inline=None, etag=etag)
+    except BaseException:
+        await ctx.services.blobs.delete(b for b in made if b)
+        raise
+    sse = target.encryption.to_json() if target is not None else ""
+    return (dataclasses.replace(rewritten, sse=sse),
+            checksums.to_b64(whole.digest()) if whole is not None else None)
+
+
+async def _rewritten_source(
+        ctx: Context, source: CopySource, record: ObjectRecord,
+        source_key: customer.CustomerKey | None, target_key: customer.CustomerKey | None,
+        algorithm: str) -> tuple[ObjectRecord, ObjectRecord, str | None]:
+    """(source record, its rewrite, checksum): :func:`_rewrite` for the destination's key;
+    reloads a source replaced while it was being read."""
+    target = customer.Sealing.new(target_key)
+    for _ in range(CLONE_ATTEMPTS):
+        try:
+            rewritten, computed = await _rewrite(ctx, record, _source_cipher(record, source_key),
+                                                 target, algorithm)
+            return record, rewritten, computed
+        except FileNotFoundError:
+            record = await load_source(ctx, source)
+    raise errors.InternalError("The copy source kept changing while it was being copied.")
+
+
 async def _checksum_of(ctx: Context, record: ObjectRecord, algorithm: str) -> str:
     """``algorithm``'s full-object checksum of ``record``'s bytes, read in a thread."""
     hasher = checksums.new_hasher(algorithm)
@@ -205,6 +317,8 @@ async def copy_object(ctx: Context) -> Reply:
     key = ctx.require_key()
     bucket = ctx.require_bucket()
     validate_key(key)
+    target_key = customer_key(ctx, write=True)
+    source_key = customer_key(ctx, customer.COPY_SOURCE_HEADERS, write=False)
     acl_text = await acl_from_headers(ctx, bucket.owner_id)
     source = parse_copy_source(ctx.headers.get("x-amz-copy-source", ""))
     metadata_directive = _directive(ctx, "x-amz-metadata-directive", "metadata")
@@ -222,8 +336,11 @@ async def copy_object(ctx: Context) -> Reply:
     new_tags = (tags_from_header(ctx) or {}) if tagging_directive == "REPLACE" else None
 
     record = await load_source(ctx, source)
+    # Checked before anything is read: a missing or wrong source key is S3's error, not a
+    # failed decryption.
+    encrypted = _source_cipher(record, source_key) is not None or target_key is not None
     if source.bucket == bucket.name and source.key == key and not (
-            replace_metadata or storage_header is not None or algorithm):
+            replace_metadata or storage_header is not None or algorithm or encrypted):
         raise errors.InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "
             "without changing the object's metadata, storage class, website redirect "
@@ -231,11 +348,18 @@ async def copy_object(ctx: Context) -> Reply:
     if record.size > MAX_COPY_SOURCE:
         raise errors.InvalidRequest("The specified copy source is larger than the maximum "
                                     f"allowable size for a copy source: {MAX_COPY_SOURCE}")
-    record, clone = await _cloned_source(ctx, source, record)
+    computed = None
+    if encrypted:
+        record, clone, computed = await _rewritten_source(ctx, source, record, source_key,
+                                                          target_key, algorithm)
+    else:
+        record, clone = await _cloned_source(ctx, source, record)
     try:
         sums = dict(record.checksums)
         if algorithm and (algorithm not in sums or sums.get("type") == "COMPOSITE"):
-            sums = {algorithm: await _checksum_of(ctx, clone, algorithm), "type": "FULL_OBJECT"}
+            value = computed if computed is not None else await _checksum_of(ctx, clone,
+                                                                             algorithm)
+            sums = {algorithm: value, "type": "FULL_OBJECT"}
         elif algorithm:
             sums = {algorithm: sums[algorithm], "type": "FULL_OBJECT"}
         changes: dict[str, object] = {
@@ -255,8 +379,11 @@ async def copy_object(ctx: Context) -> Reply:
         # Never committed: the fresh links are nobody's (the sweeper would find them too).
         await ctx.services.blobs.delete(clone.blob_ids())
         raise
-    return _result_xml("CopyObjectResult", new_record.etag, new_record.last_modified,
-                       new_record.checksums)
+    reply = _result_xml("CopyObjectResult", new_record.etag, new_record.last_modified,
+                        new_record.checksums)
+    if target_key is not None:
+        reply.headers.update(target_key.response_headers())
+    return reply
 
 
 def parse_copy_range(value: str, size: int) -> tuple[int, int]:
@@ -277,9 +404,13 @@ def parse_copy_range(value: str, size: int) -> tuple[int, int]:
 
 async def upload_part_copy(ctx: Context) -> Reply:
     number = part_number(ctx.query.get("partNumber"))
+    target_key = customer_key(ctx, write=True)
+    source_key = customer_key(ctx, customer.COPY_SOURCE_HEADERS, write=False)
     upload = await load_upload(ctx)
+    target = customer.open_upload(upload.sse, target_key)
     source = parse_copy_source(ctx.headers.get("x-amz-copy-source", ""))
     record = await load_source(ctx, source)
+    opener = _source_cipher(record, source_key)
     range_header = ctx.headers.get("x-amz-copy-source-range")
     if range_header is not None:
         start, end = parse_copy_range(range_header, record.size)
@@ -292,13 +423,15 @@ async def upload_part_copy(ctx: Context) -> Reply:
     algorithm = upload.checksum_algorithm
     whole = start == 0 and length == record.size
     if (whole and record.blob_id and not record.parts and "-" not in record.etag
+            and opener is None and target is None
             and (not algorithm or algorithm in record.checksums)):
         # The part is the source's single blob as it is: link it, reuse its digests.
         record, clone = await _cloned_source(ctx, source, record)
         blob_id, etag = clone.blob_id, record.etag
         sums = {algorithm: record.checksums[algorithm]} if algorithm else {}
     else:
-        blob_id, etag, sums = await _copy_range(ctx, record, start, length, algorithm)
+        blob_id, etag, sums = await _copy_range(ctx, record, start, length, algorithm, opener,
+                                                target, number)
     part = UploadedPart(upload_id=upload.upload_id, number=number, blob_id=blob_id,
                         size=length, etag=etag, last_modified=time.time(), checksums=sums)
     try:
@@ -307,15 +440,29 @@ async def upload_part_copy(ctx: Context) -> Reply:
         if blob_id:
             await ctx.services.blobs.delete([blob_id])
         raise
-    return _result_xml("CopyPartResult", part.etag, part.last_modified, sums)
+    reply = _result_xml("CopyPartResult", part.etag, part.last_modified, sums)
+    if target_key is not None:
+        reply.headers.update(target_key.response_headers())
+    return reply
 
 
 async def _copy_range(ctx: Context, record: ObjectRecord, start: int, length: int,
-                      algorithm: str) -> tuple[str, str, dict[str, str]]:
+                      algorithm: str, source: ObjectCipher | None = None,
+                      target: ObjectCipher | None = None,
+                      number: int = 0) -> tuple[str, str, dict[str, str]]:
     """Write bytes [start, start+length) of ``record`` to a new blob, hashing them for the
-    part's ETag (and the upload's checksum); returns (blob id, md5 hex, checksums)."""
-    md5 = hashlib.md5(usedforsecurity=False)
+    part's ETag (and the upload's checksum); returns (blob id, md5 hex, checksums).
+
+    An SSE-C source is opened with ``source``; an SSE-C upload's part is sealed with
+    ``target`` (its ETag is then the ciphertext's MD5).
+    """
     extra = checksums.new_hasher(algorithm) if algorithm else None
+    if source is not None or target is not None:
+        blob_id, etag = await _write_blob(ctx, _plaintext(ctx, record, start, length, source),
+                                          length, number, target, extra)
+        sums = {algorithm: checksums.to_b64(extra.digest())} if extra is not None else {}
+        return blob_id, etag, sums
+    md5 = hashlib.md5(usedforsecurity=False)
     hashers = [md5, *([extra] if extra is not None else [])]
     async with ctx.services.blobs.open_writer(hashers) as writer:
         if record.inline is not None:

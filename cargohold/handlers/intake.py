@@ -4,6 +4,11 @@ Shared by PutObject and UploadPart. The body is hashed (MD5 for the ETag, plus a
 checksum asked for) as it streams to a temp file; the signature layer verifies payload
 hashes and chunk signatures as it goes. Only when every check has passed does the blob
 become durable and get an id; on any failure the temp file is removed and nothing is left.
+
+An SSE-C body is sealed on its way to the blob (:class:`cargohold.sse.streams.SealingWriter`):
+Content-MD5 and the checksums are still verified against the plaintext, and the ETag is the
+MD5 of the stored ciphertext (S3's SSE-C ETags are not the MD5 of the data). It is never
+kept inline: the metadata store must not hold plaintext.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from dataclasses import dataclass
 
 from cargohold import checksums, errors
 from cargohold.handlers.context import Context
+from cargohold.sse.chunks import ObjectCipher
+from cargohold.sse.streams import SealingWriter
+from cargohold.store.blobs import BlobWriter
 
 # Bodies up to this size are kept in memory and stored inline in the metadata row: their
 # PUT then costs one share of a group commit instead of a file, a rename and two fsyncs
@@ -24,19 +32,21 @@ INLINE_MAX = 64 * 1024
 class Received:
     blob_id: str  # "" when the bytes are inline (or the body was empty)
     size: int
-    md5_hex: str
+    md5_hex: str  # of the plaintext
     checksums: dict[str, str]  # algorithm -> base64, every checksum computed
     inline: bytes | None = None
+    etag: str = ""  # the ETag the bytes get: md5_hex, or the ciphertext's MD5 for SSE-C
 
 
 async def receive_body(ctx: Context, max_size: int, also_compute: str = "",
-                       allow_inline: bool = True) -> Received:
+                       allow_inline: bool = True, cipher: ObjectCipher | None = None,
+                       part_number: int = 0) -> Received:
     """Receive the request body, verified; raise an S3 error on any mismatch.
 
     Small bodies (``allow_inline``) come back as bytes for the metadata store; others are
     streamed into a durable blob. ``also_compute`` names a checksum algorithm to compute
     even if the client sent none (a multipart upload created with one needs it for every
-    part).
+    part). With ``cipher`` (SSE-C) the blob is sealed, its chunks bound to ``part_number``.
     """
     if ctx.content_length is None:
         raise errors.MissingContentLength()
@@ -49,19 +59,29 @@ async def receive_body(ctx: Context, max_size: int, also_compute: str = "",
                      if ctx.auth.payload_mode.has_trailer else [])
     plan = checksums.ChecksumPlan(ctx.headers, trailer_names, also_compute=also_compute)
     md5 = hashlib.md5(usedforsecurity=False)
-    if allow_inline and ctx.content_length <= INLINE_MAX:
+    if allow_inline and cipher is None and ctx.content_length <= INLINE_MAX:
         return await _receive_inline(ctx, plan, md5, expected_md5)
     # A signed payload's SHA-256 is computed with the others in the writer's thread.
     sha256 = ctx.body.detach_sha256()
     hashers = [md5, *plan.hashers.values(), *([sha256] if sha256 is not None else [])]
-    writer = ctx.services.blobs.open_writer(hashers)
+    stored_md5 = md5
+    writer: BlobWriter | SealingWriter
+    if cipher is None:
+        writer = ctx.services.blobs.open_writer(hashers)
+    else:
+        stored_md5 = hashlib.md5(usedforsecurity=False)
+        writer = SealingWriter(ctx.services.blobs,
+                               cipher.new_blob(part_number, ctx.content_length),
+                               hashers, [stored_md5])
+    size = 0
     try:
         async for chunk in ctx.body.chunks():
-            await writer.write(chunk)
-            if writer.size > ctx.content_length:
+            size += len(chunk)
+            if size > ctx.content_length:
                 raise errors.InvalidRequest("The body is longer than its declared length.")
+            await writer.write(chunk)
         plan.add_trailer(ctx.body.trailers)
-        if writer.size != ctx.content_length:
+        if size != ctx.content_length:
             raise errors.IncompleteBody()
         # The writer hashes in its worker thread as it flushes; digests are final at commit.
         blob_id = await writer.commit()
@@ -75,8 +95,8 @@ async def receive_body(ctx: Context, max_size: int, also_compute: str = "",
         if blob_id:
             await ctx.services.blobs.delete([blob_id])
         raise
-    return Received(blob_id=blob_id, size=writer.size, md5_hex=md5.hexdigest(),
-                    checksums=computed)
+    return Received(blob_id=blob_id, size=size, md5_hex=md5.hexdigest(),
+                    checksums=computed, etag=stored_md5.hexdigest())
 
 
 async def _receive_inline(ctx: Context, plan: checksums.ChecksumPlan,
@@ -99,7 +119,7 @@ async def _receive_inline(ctx: Context, plan: checksums.ChecksumPlan,
         hasher.update(data)
     computed = _verify_digests(plan, md5, expected_md5)
     return Received(blob_id="", size=size, md5_hex=md5.hexdigest(), checksums=computed,
-                    inline=data if data else None)
+                    inline=data if data else None, etag=md5.hexdigest())
 
 
 def _verify_digests(plan: checksums.ChecksumPlan, md5: hashlib._Hash,

@@ -2,6 +2,10 @@
 
 Completion copies no data: the object's manifest lists its part blobs in order, and a GET
 streams across them with sendfile.
+
+SSE-C: CreateMultipartUpload keeps the key check on the upload; every part must present the
+same key and is sealed on its own (its own blob salt, its chunks bound to its part number);
+the completed object takes the upload's parameters, so a GET opens each part's blob.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from cargohold.handlers.intake import receive_body
 from cargohold.handlers.objects import (
     STORAGE_CLASSES,
     content_headers,
+    customer_key,
     user_metadata,
     validate_key,
     write_conditions,
 )
 from cargohold.handlers.tagging import tags_from_header
 from cargohold.operations import MAX_UPLOAD_BODY
+from cargohold.sse import customer
 from cargohold.store.base import ObjectRecord, PartRef, Upload, UploadedPart
 
 MAX_PART_NUMBER = 10_000
@@ -51,6 +57,7 @@ async def create_multipart_upload(ctx: Context) -> Reply:
     key = ctx.require_key()
     bucket = ctx.require_bucket()
     validate_key(key)
+    sse_key = customer_key(ctx, write=True)
     acl_text = await acl_from_headers(ctx, bucket.owner_id)
     storage_class = ctx.headers.get("x-amz-storage-class", "STANDARD").strip().upper()
     if storage_class not in STORAGE_CLASSES:
@@ -74,6 +81,7 @@ async def create_multipart_upload(ctx: Context) -> Reply:
         raise errors.InvalidRequest("x-amz-checksum-type requires x-amz-checksum-algorithm.")
     # Kept on the upload and given to the object at completion, as S3 does.
     tags = tags_from_header(ctx) or {}
+    sealing = customer.Sealing.new(sse_key)  # the parts' salt and key check
     principal = ctx.principal
     assert principal.account_id is not None
     upload = Upload(
@@ -83,11 +91,14 @@ async def create_multipart_upload(ctx: Context) -> Reply:
         headers=content_headers(ctx), metadata=user_metadata(ctx),
         checksum_algorithm=algorithm, checksum_type=checksum_type,
         storage_class=storage_class, tags=tags, acl=acl_text,
+        sse=sealing.encryption.to_json() if sealing is not None else "",
     )
     await ctx.services.store.create_upload(upload)
     headers = {}
     if algorithm:
         headers = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": checksum_type}
+    if sse_key is not None:
+        headers.update(sse_key.response_headers())
     return _xml_reply("InitiateMultipartUploadResult", [
         xmlutil.element("Bucket", bucket.name), xmlutil.element("Key", key),
         xmlutil.element("UploadId", upload.upload_id)], headers)
@@ -120,12 +131,15 @@ def part_number(raw: str | None) -> int:
 async def upload_part(ctx: Context) -> Reply:
     """UploadPart: store the body as a blob and record it, replacing a part of that number."""
     number = part_number(ctx.query.get("partNumber"))
+    sse_key = customer_key(ctx, write=True)
     upload = await load_upload(ctx)
     received = await receive_body(ctx, min(MAX_UPLOAD_BODY, ctx.services.settings.max_object_size),
                                   also_compute=upload.checksum_algorithm,
-                                  allow_inline=False)
+                                  allow_inline=False,
+                                  cipher=customer.open_upload(upload.sse, sse_key),
+                                  part_number=number)
     part = UploadedPart(upload_id=upload.upload_id, number=number, blob_id=received.blob_id,
-                        size=received.size, etag=received.md5_hex,
+                        size=received.size, etag=received.etag,
                         last_modified=time.time(), checksums=received.checksums)
     try:
         await ctx.services.store.put_part(part)
@@ -141,6 +155,8 @@ async def upload_part(ctx: Context) -> Reply:
     headers = {"ETag": f'"{part.etag}"'}
     for algorithm, value in received.checksums.items():
         headers[checksums.header_name(algorithm)] = value
+    if sse_key is not None:
+        headers.update(sse_key.response_headers())
     return Reply(headers=headers)
 
 
@@ -205,6 +221,9 @@ async def _stored_parts(ctx: Context, upload: Upload) -> dict[int, UploadedPart]
 async def complete_multipart_upload(ctx: Context) -> Reply:
     """CompleteMultipartUpload: check the named parts and commit the object as their
     manifest; parts not named are freed with the upload."""
+    # SSE-C headers are optional here (the parts are sealed already), but a key sent in
+    # the clear is refused like anywhere else.
+    customer_key(ctx, write=False)
     upload = await load_upload(ctx)
     settings = ctx.services.settings
     body = await ctx.read_body(settings.max_xml_size)
@@ -252,7 +271,7 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
         bucket=upload.bucket, key=upload.key, blob_id="", size=size, etag=etag,
         last_modified=time.time(), content_type=upload.content_type,
         headers=upload.headers, metadata=upload.metadata, checksums=combined,
-        storage_class=upload.storage_class, tags=upload.tags, acl=upload.acl,
+        storage_class=upload.storage_class, tags=upload.tags, acl=upload.acl, sse=upload.sse,
         parts=tuple(PartRef(number=p.number, blob_id=p.blob_id, size=p.size, etag=p.etag,
                             checksums=p.checksums) for p in chosen),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
+from collections.abc import AsyncGenerator
 from email.utils import formatdate, parsedate_to_datetime
 
 from cargohold import checksums, errors, xmlutil
@@ -12,13 +13,15 @@ from cargohold.handlers.acls import acl_from_headers
 from cargohold.handlers.context import Context, FileSegment, Handler, Reply, check_version_id
 from cargohold.handlers.intake import receive_body
 from cargohold.handlers.tagging import tags_from_header
+from cargohold.sse import customer, streams
+from cargohold.sse.chunks import CorruptBlob, ObjectCipher
 from cargohold.store.base import NULL_VERSION, ObjectRecord
 
 MAX_KEY_BYTES = 1024
 MAX_DELETE_KEYS = 1000
 # Content headers stored with the object and returned on GET/HEAD.
 STORED_HEADERS = ("content-encoding", "content-disposition", "content-language",
-                  "cache-control", "expires")
+                  "cache-control", "expires", "x-amz-website-redirect-location")
 # response-* query parameters that override headers on GET (S3's list).
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -29,6 +32,10 @@ RESPONSE_OVERRIDES = {
     "response-content-encoding": "Content-Encoding",
 }
 STORAGE_CLASSES = ("STANDARD",)
+# SSE-C bodies up to this size are read and decrypted on the loop (one pread, at most two
+# 64 KiB chunks: tens of microseconds, less than a thread hop); larger ones stream, each
+# MiB decrypted in a worker thread.
+SMALL_DECRYPT = 64 * 1024
 
 
 def validate_key(key: str) -> None:
@@ -69,6 +76,15 @@ def content_headers(ctx: Context) -> dict[str, str]:
     return stored
 
 
+def customer_key(ctx: Context, prefix: str = customer.HEADERS, *,
+                 write: bool) -> customer.CustomerKey | None:
+    """The SSE-C key the request gives under ``prefix`` (``None`` if it gives none), once
+    the connection is allowed to carry one; S3's errors for a malformed one."""
+    customer.check_transport(ctx.headers, ctx.services.settings.sse_c_over_http, ctx.secure,
+                             ctx.remote)
+    return customer.request_key(ctx.headers, prefix, write=write)
+
+
 def write_conditions(ctx: Context) -> tuple[str | None, bool]:
     """``If-Match`` / ``If-None-Match: *`` on writes (S3 accepts only ``*`` there)."""
     if_none_match = ctx.headers.get("If-None-Match")
@@ -85,6 +101,8 @@ async def put_object(ctx: Context) -> Reply:
     bucket = ctx.require_bucket()
     validate_key(key)
     settings = ctx.services.settings
+    sse_key = customer_key(ctx, write=True)
+    sealing = customer.Sealing.new(sse_key)
     acl_text = await acl_from_headers(ctx, bucket.owner_id)
     storage_class = ctx.headers.get("x-amz-storage-class", "STANDARD").strip().upper()
     if storage_class not in STORAGE_CLASSES:
@@ -95,11 +113,13 @@ async def put_object(ctx: Context) -> Reply:
     # Checked before the body is read: bad tags refuse the upload, not a stored object.
     # Without the header the new object has no tags (an overwrite drops the old ones).
     tags = tags_from_header(ctx) or {}
-    received = await receive_body(ctx, settings.max_object_size)
+    received = await receive_body(ctx, settings.max_object_size,
+                                  cipher=sealing.cipher if sealing is not None else None)
     computed = received.checksums
     record = ObjectRecord(
         bucket=bucket.name, key=key, blob_id=received.blob_id, size=received.size,
-        etag=received.md5_hex, inline=received.inline,
+        etag=received.etag, inline=received.inline,
+        sse=sealing.encryption.to_json() if sealing is not None else "",
         last_modified=time.time(),
         content_type=ctx.headers.get("Content-Type") or "binary/octet-stream",
         headers=headers, metadata=metadata, tags=tags, acl=acl_text,
@@ -119,6 +139,8 @@ async def put_object(ctx: Context) -> Reply:
         reply_headers[checksums.header_name(algorithm)] = value
     if computed:
         reply_headers["x-amz-checksum-type"] = "FULL_OBJECT"
+    if sse_key is not None:
+        reply_headers.update(sse_key.response_headers())
     return Reply(headers=reply_headers)
 
 
@@ -248,12 +270,15 @@ async def _load_for_read(ctx: Context) -> ObjectRecord:
 
 
 async def get_or_head_object(ctx: Context) -> Reply:
+    sse_key = customer_key(ctx, write=False)
     try:
         record = await _load_for_read(ctx)
     except errors.NoSuchKey as exc:
         if ctx.method == "HEAD":
             exc.fields.clear()
         raise
+    # The key is checked before the conditions: without it, not even a 304 is answered.
+    opened = customer.open_object(record.sse, sse_key)
     try:
         evaluate_read_conditions(ctx, record)
     except NotModified:
@@ -284,18 +309,84 @@ async def get_or_head_object(ctx: Context) -> Reply:
         override = ctx.query.get(param)
         if override is not None:
             headers[header] = override
+    if opened is not None:
+        headers.update(opened.encryption.response_headers())
     length = end - start + 1 if size else 0
     if ctx.method == "HEAD":
         return Reply(status=status, headers=headers, content_length=length)
+    if opened is not None:
+        return await _decrypted_reply(ctx, record, opened.cipher, start, length,
+                                      Reply(status=status, headers=headers))
     if record.inline is not None:
         return Reply(status=status, headers=headers, body=record.inline[start:start + length])
     return Reply(status=status, headers=headers,
                  segments=object_segments(ctx, record, start, length))
 
 
+async def _decrypted_reply(ctx: Context, record: ObjectRecord, cipher: ObjectCipher,
+                           start: int, length: int, reply: Reply) -> Reply:
+    """``reply`` with bytes [start, start+length) of an SSE-C object, decrypted.
+
+    The first batch is read before the reply goes out, so a missing or corrupt blob is an
+    S3 error rather than a truncated 200.
+    """
+    pieces = object_pieces(ctx, record, start, length)
+    try:
+        if length <= SMALL_DECRYPT:
+            reply.body = b"".join(streams.plaintext_batches(pieces, cipher))
+            return reply
+        stream = streams.stream_plaintext(ctx.services.blobs, pieces, cipher)
+        first = await anext(stream)
+    except FileNotFoundError as exc:
+        raise errors.InternalError("The object's data is missing.") from exc
+    except (OSError, CorruptBlob) as exc:
+        raise errors.InternalError("The object's data cannot be decrypted.") from exc
+    reply.stream = _prepend(first, stream)
+    reply.content_length = length
+    return reply
+
+
+async def _prepend(first: bytes,
+                   rest: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    try:
+        yield first
+        async for data in rest:
+            yield data
+    finally:
+        await rest.aclose()
+
+
+def object_pieces(ctx: Context, record: ObjectRecord, start: int,
+                  length: int) -> list[streams.Piece]:
+    """The blob pieces holding bytes [start, start+length) of a blob-stored object, with
+    what a sealed blob needs to be opened (its size and part number)."""
+    if length <= 0:
+        return []
+    blobs = ctx.services.blobs
+    if not record.parts:
+        return [streams.Piece(blobs.path(record.blob_id), start, length, record.size, 0)]
+    pieces = []
+    offset = 0
+    end = start + length
+    for part in record.parts:
+        part_end = offset + part.size
+        if part_end > start and offset < end:
+            first = max(start, offset)
+            last = min(end, part_end)
+            pieces.append(streams.Piece(blobs.path(part.blob_id), first - offset,
+                                        last - first, part.size, part.number))
+        offset = part_end
+        if offset >= end:
+            break
+    return pieces
+
+
 def object_segments(ctx: Context, record: ObjectRecord, start: int,
                     length: int) -> list[FileSegment]:
-    """The file pieces holding bytes [start, start+length) of the object."""
+    """The file pieces holding bytes [start, start+length) of the object.
+
+    Like :func:`object_pieces`, kept apart because every plaintext GET builds these.
+    """
     if length <= 0:
         return []
     blobs = ctx.services.blobs

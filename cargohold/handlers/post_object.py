@@ -99,6 +99,11 @@ async def post_object(ctx: Context) -> Reply:
         raise errors.InvalidArgument("User key must have a length greater than 0.",
                                      ArgumentName="key", ArgumentValue="")
     validate_key(key)
+    if any(name.startswith("x-amz-server-side-encryption") for name in fields):
+        # Storing plaintext when the form asked for encryption would be worse than refusing.
+        raise errors.NotImplementedError_(
+            "Server-side encryption is not supported for browser POST uploads; use PutObject "
+            "with SSE-C headers.")
     settings = ctx.services.settings
     acl_text = _acl(fields.get("acl"), bucket.owner_id)
     storage_class = fields.get("x-amz-storage-class", "STANDARD").strip().upper()

@@ -3,6 +3,9 @@
 Path style (``host/bucket/key``), virtual-host style (``bucket.<region>.<domain>/key`` and
 ``bucket.<domain>/key``), and plain ``127.0.0.1:PORT/bucket/key``. Keys are taken from the
 raw path and percent-decoded exactly once, so ``+``, ``%``, ``//`` and unicode survive.
+
+``bucket.<region>-static.<domain>`` is the bucket's static website, not the S3 API: its
+address says so (``website``), and its key is the whole path (``""`` for ``/``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ class Address:
     bucket: str | None
     key: str | None
     host_bucket: str | None  # bucket named by the Host header (virtual-host style)
+    website: bool = False  # the static website endpoint (``bucket.<region>-static.<domain>``)
 
 
 class Addressing:
@@ -28,36 +32,51 @@ class Addressing:
             {f".{self.region}.{self.domain}", f".{self.domain}"}, key=len, reverse=True
         )
         self._service_hosts = {self.domain, f"{self.region}.{self.domain}"}
-        self._known: dict[str, str | None] = {}  # Host header -> bucket, a few distinct
+        self._website_host = f"{self.region}-static.{self.domain}"
+        # Host header -> (bucket, is the website endpoint), a few distinct.
+        self._known: dict[str, tuple[str | None, bool]] = {}
 
     def host_bucket(self, host: str) -> str | None:
-        """The bucket name a virtual-host-style Host header carries, if any."""
+        """The bucket name a virtual-host-style Host header carries, if any (``None`` for a
+        website endpoint, which is not the S3 API)."""
+        bucket, website = self._classify(host)
+        return None if website else bucket
+
+    def _classify(self, host: str) -> tuple[str | None, bool]:
         try:
             return self._known[host]
         except KeyError:
             pass
-        bucket = self._host_bucket(host)
+        found = self._host_bucket(host)
         if len(self._known) >= 4096:
             self._known.clear()
-        self._known[host] = bucket
-        return bucket
+        self._known[host] = found
+        return found
 
-    def _host_bucket(self, host: str) -> str | None:
+    def _host_bucket(self, host: str) -> tuple[str | None, bool]:
         name = host.lower()
         if name.startswith("["):  # IPv6 literal
-            return None
+            return None, False
         name = name.rsplit(":", 1)[0] if ":" in name else name
         if name in self._service_hosts:
-            return None
+            return None, False
+        # Before the plain suffixes: ``<region>-static.<domain>`` also ends in ``.<domain>``.
+        if name == self._website_host:
+            return None, True
+        if name.endswith("." + self._website_host):
+            return name[: -len(self._website_host) - 1], True
         for suffix in self._suffixes:
             if name.endswith(suffix) and len(name) > len(suffix):
-                return name[: -len(suffix)]
-        return None
+                return name[: -len(suffix)], False
+        return None, False
 
     def resolve(self, host: str, raw_path: str) -> Address:
         """Split the request target into bucket and key."""
-        bucket = self.host_bucket(host)
+        bucket, website = self._classify(host)
         path = raw_path[1:] if raw_path.startswith("/") else raw_path
+        if website:
+            return Address(bucket=bucket, key=unquote(path, errors="strict"),
+                           host_bucket=None, website=True)
         if bucket is not None:
             key = unquote(path, errors="strict") if path else None
             return Address(bucket=bucket, key=key, host_bucket=bucket)

@@ -7,9 +7,12 @@ handler's :class:`Reply` (bytes, or file segments sent with ``sendfile``).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -17,14 +20,17 @@ from aiohttp import web
 from aiohttp.http import HttpVersion11
 from multidict import CIMultiDict
 
-from cargohold import access, cors, errors, operations, xmlutil
+from cargohold import access, accesslog, cors, errors, operations, xmlutil
 from cargohold.auth import PayloadReader, SignedRequest, authenticate
+from cargohold.auth.model import AuthResult
 from cargohold.handlers import HANDLERS
 from cargohold.handlers.context import Context, Reply, Services
 from cargohold.http.addressing import Address, Addressing
 from cargohold.http.conditions import condition_context
-from cargohold.http.sendfile import file_response
-from cargohold.store.base import Bucket, MetadataStore, ObjectRecord
+from cargohold.http.sendfile import StreamedResponse, file_response
+from cargohold.http.website import serve as serve_website
+from cargohold.logdelivery import RecordBuffer
+from cargohold.store.base import Bucket, LogRecord, MetadataStore, ObjectRecord
 
 log = logging.getLogger("cargohold.http")
 
@@ -32,6 +38,12 @@ SERVER_NAME = "cargohold"
 _CONTINUED = "cargohold.continued"  # request key: "100 Continue" was sent
 _BUCKET = "cargohold.bucket"  # request key: the Bucket the request path loaded (or None)
 _BUCKET_NAME = "cargohold.bucket_name"  # request key: the bucket the request names
+# For the access log: the verified AuthResult, the S3 error code answered, and when the
+# request body's last byte arrived (a list that gets one time.perf_counter()).
+_AUTH = "cargohold.auth"
+_ERROR_CODE = "cargohold.error_code"
+_BODY_END = "cargohold.body_end"
+_UNLOADED = object()  # request[_BUCKET] when the request never loaded its bucket
 
 
 def _once(store: MetadataStore, bucket: str, key: str) -> access.ObjectLoader:
@@ -54,12 +66,27 @@ def _cors_config(text: str) -> cors.CorsConfig:
 class Dispatcher:
     """The aiohttp request handler for the S3 API."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, access_log: RecordBuffer | None = None) -> None:
         self.services = services
         settings = services.settings
         self.addressing = Addressing(settings.region, settings.domain)
+        # This worker's access-log records, written to the store by server.py's flusher.
+        self.access_log = access_log if access_log is not None else RecordBuffer(services.store)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Answer one request; record it when its bucket keeps an access log."""
+        started = time.perf_counter()
+        if request.body_exists:
+            # A list, not the request, in the callback: no reference cycle through it.
+            body_end: list[float] = []
+            request[_BODY_END] = body_end
+            request.content.on_eof(lambda: body_end.append(time.perf_counter()))
+        response = await self._respond(request)
+        if _may_be_logged(request):
+            await self._log_access(request, response, started)
+        return response
+
+    async def _respond(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = os.urandom(8).hex().upper()
         resource = "/"
         try:
@@ -69,9 +96,13 @@ class Dispatcher:
                 address = self.addressing.resolve(request.headers.get("Host", ""), raw_path)
             except UnicodeDecodeError as exc:
                 raise errors.InvalidURI() from exc
-            if request.method == "OPTIONS":
+            if address.website:
+                # The static website endpoint: anonymous pages, never the S3 API.
+                reply = await serve_website(request, request_id, address, self.services)
+            elif request.method == "OPTIONS":
                 return await self._preflight(request, request_id, address)
-            reply = await self._handle(request, request_id, address, raw_path, raw_query)
+            else:
+                reply = await self._handle(request, request_id, address, raw_path, raw_query)
             response = await self._render(request, request_id, reply)
         except errors.S3Error as exc:
             response = self._error_response(request, request_id, exc, resource)
@@ -149,6 +180,7 @@ class Dispatcher:
             services.keys.get,
             max_skew=services.settings.max_skew_seconds,
         )
+        request[_AUTH] = auth
         handler = HANDLERS.get(operation.name)
         if handler is None:
             raise errors.NotImplementedError_(
@@ -188,7 +220,7 @@ class Dispatcher:
             auth=auth, services=services,
             body=PayloadReader(request.content, auth, headers),
             content_length=content_length, bucket=bucket, conditions=conditions,
-            remote=request.remote or "",
+            remote=request.remote or "", secure=request.secure,
         )
         try:
             return await handler(ctx)
@@ -212,6 +244,9 @@ class Dispatcher:
         _stamp(headers, request_id)
         if reply.segments is not None:
             return file_response(reply.segments, status=reply.status, headers=headers)
+        if reply.stream is not None:
+            return StreamedResponse(reply.stream, reply.content_length or 0,
+                                    status=reply.status, headers=headers)
         if request.method == "HEAD":
             # The length a GET would send; aiohttp keeps an explicit header on HEAD.
             length = reply.content_length if reply.content_length is not None else 0
@@ -223,6 +258,7 @@ class Dispatcher:
 
     def _error_response(self, request: web.BaseRequest, request_id: str,
                         exc: errors.S3Error, resource: str) -> web.StreamResponse:
+        request[_ERROR_CODE] = exc.code
         headers: CIMultiDict[str] = CIMultiDict(exc.headers)
         _stamp(headers, request_id)
         if request.method == "HEAD":
@@ -242,6 +278,148 @@ class Dispatcher:
                 # here, or aiohttp would linger for it before closing.
                 request.content.feed_eof()
         return response
+
+    # ------------------------------------------------------------------ access log
+
+    async def _log_access(self, request: web.BaseRequest, response: web.StreamResponse,
+                          started: float) -> None:
+        """Record the request in its bucket's access log (and a copy in its source's).
+
+        Requests refused before their bucket was loaded (bad signatures, OPTIONS, website
+        pages) look it up here, one inline read. The record is completed and buffered when
+        the response has been sent (the request's task is done): nothing waits on I/O.
+        """
+        try:
+            bucket = (cast(Bucket | None, request[_BUCKET]) if _BUCKET in request
+                      else await self._addressed_bucket(request))
+            source = (request.headers.get("x-amz-copy-source")
+                      if request.method == "PUT" else None)
+            if (bucket is None or bucket.logging is None) and source is None:
+                return
+            pending = await self._log_entries(request, response, started, bucket, source)
+        except Exception:
+            log.exception("access-log record of %s %s failed", request.method,
+                          request.raw_path)
+            return
+        if not pending:
+            return
+        finish = functools.partial(self._finish_log, pending, started)
+        task = asyncio.current_task()
+        if task is None:
+            finish(None)
+        else:
+            # aiohttp runs each request, handler and response writing, in its own task.
+            task.add_done_callback(finish)
+
+    async def _addressed_bucket(self, request: web.BaseRequest) -> Bucket | None:
+        try:
+            address = self.addressing.resolve(request.headers.get("Host", ""),
+                                              request.raw_path.partition("?")[0])
+        except UnicodeDecodeError:
+            return None
+        if address.bucket is None:
+            return None
+        return await self.services.store.get_bucket(address.bucket)
+
+    async def _log_entries(
+        self, request: web.BaseRequest, response: web.StreamResponse, started: float,
+        bucket: Bucket | None, copy_source: str | None,
+    ) -> list[tuple[str, str, accesslog.Entry]]:
+        """(target bucket, prefix, entry) of each record the request makes, total time
+        still unknown."""
+        now = time.perf_counter()
+        method = request.method
+        headers = request.headers
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        try:
+            address: Address | None = self.addressing.resolve(headers.get("Host", ""), raw_path)
+        except UnicodeDecodeError:
+            address = None
+        operation = operations.UNKNOWN
+        if address is None:
+            name = accesslog.operation_name("", method, False)
+        elif address.website:
+            name = f"WEBSITE.{method}.OBJECT"
+        else:
+            operation = operations.resolve(method, address.bucket, address.key, request.query,
+                                           headers)
+            name = accesslog.operation_name(operation.name, method, address.key is not None)
+        auth = cast(AuthResult | None, request.get(_AUTH))
+        if auth is not None:
+            requester = auth.principal.account_id or ""
+            signature, auth_type = auth.signature_version or "", auth.auth_type or ""
+        else:
+            requester = ""
+            signature, auth_type = accesslog.signature_of(headers.get("Authorization"),
+                                                          raw_query)
+        cipher = tls = ""
+        ssl_object = (request.transport.get_extra_info("ssl_object")
+                      if request.transport is not None else None)
+        if ssl_object is not None:
+            cipher, tls = ssl_object.cipher()[0], ssl_object.version() or ""
+        status = response.status
+        sends_body = method != "HEAD" and status not in (204, 304)
+        try:
+            declared = _payload_length(request, auth is not None and auth.payload_mode.is_chunked)
+        except errors.S3Error:
+            declared = None
+        entry = accesslog.Entry(
+            bucket_owner=bucket.owner_id if bucket is not None else "",
+            bucket=bucket.name if bucket is not None else "",
+            time=time.time() - (now - started), remote_ip=request.remote or "",
+            requester=requester, request_id=response.headers.get("x-amz-request-id", ""),
+            operation=name, key=address.key if address is not None else None,
+            method=method, target=request.raw_path,
+            protocol=f"HTTP/{request.version.major}.{request.version.minor}",
+            status=status, error_code=cast(str, request.get(_ERROR_CODE, "")),
+            bytes_sent=(response.content_length or 0) if sends_body else 0,
+            object_size=accesslog.object_size(name, status,
+                                              response.headers.get("Content-Range"),
+                                              response.content_length, declared),
+            total_ms=None,
+            # From the request's last byte (or its start) to now, when the response is
+            # handed to aiohttp to write.
+            turnaround_ms=round((now - max([started, *request.get(_BODY_END, ())])) * 1000),
+            referrer=headers.get("Referer", ""), user_agent=headers.get("User-Agent", ""),
+            version_id=request.query.get("versionId", ""),
+            host_id=response.headers.get("x-amz-id-2", ""), signature_version=signature,
+            cipher_suite=cipher, auth_type=auth_type, host_header=headers.get("Host", ""),
+            tls_version=tls,
+        )
+        pending: list[tuple[str, str, accesslog.Entry]] = []
+        if bucket is not None and bucket.logging is not None:
+            config = accesslog.stored_config(bucket.logging)
+            pending.append((config.target_bucket, config.target_prefix, entry))
+        copy_name = accesslog.COPY_SOURCE_OPERATIONS.get(operation.name)
+        parsed = accesslog.copy_source(copy_source) if copy_source and copy_name else None
+        if parsed is not None and copy_name is not None:
+            source = await self.services.store.get_bucket(parsed[0])
+            if source is not None and source.logging is not None:
+                config = accesslog.stored_config(source.logging)
+                pending.append((config.target_bucket, config.target_prefix, dataclasses.replace(
+                    entry, bucket_owner=source.owner_id, bucket=source.name,
+                    operation=copy_name, key=parsed[1], version_id=parsed[2], bytes_sent=0,
+                    object_size=None)))
+        return pending
+
+    def _finish_log(self, pending: list[tuple[str, str, accesslog.Entry]], started: float,
+                    _task: object) -> None:
+        """The response is sent: fill in the total time, buffer the records."""
+        now = time.time()
+        total_ms = round((time.perf_counter() - started) * 1000)
+        for target, prefix, entry in pending:
+            entry.total_ms = total_ms
+            self.access_log.add(LogRecord(target_bucket=target, target_prefix=prefix,
+                                          line=accesslog.format_line(entry), created=now))
+
+
+def _may_be_logged(request: web.BaseRequest) -> bool:
+    """False when the request certainly makes no access-log record: it loaded its bucket,
+    which keeps no log, and copies nothing (the cost an unlogged bucket pays)."""
+    bucket = request.get(_BUCKET, _UNLOADED)
+    if bucket is _UNLOADED or (bucket is not None and bucket.logging is not None):
+        return True
+    return request.method == "PUT" and "x-amz-copy-source" in request.headers
 
 
 def _stamp(headers: CIMultiDict[Any], request_id: str) -> None:

@@ -5,12 +5,17 @@ conditional logic; S3's rules differ and objects may span several blobs (multipa
 this response sends a list of pre-computed segments, keeping the same fast path
 (``loop.sendfile`` on the raw transport) and the same fallback (threaded reads) as
 ``FileResponse``.
+
+Bytes that must be transformed on the way out (decrypted SSE-C objects) cannot be sent
+from the file: :class:`StreamedResponse` sends them from an async iterator as it produces
+them, with a known length.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -112,3 +117,30 @@ async def _copy_fallback(writer: AbstractStreamWriter, fh: Any, segment: FileSeg
         offset += len(chunk)
         remaining -= len(chunk)
     await writer.drain()
+
+
+class StreamedResponse(web.StreamResponse):
+    """Sends ``length`` bytes from an async iterator, each piece written (and drained) as it
+    comes, so memory stays at one piece.
+
+    The body is written inside :meth:`prepare`, as :class:`SegmentsResponse` does: an error
+    from the iterator then ends the connection (the status line is already out) rather
+    than becoming a second response.
+    """
+
+    def __init__(self, stream: AsyncIterator[bytes], length: int, *, status: int,
+                 headers: Any) -> None:
+        super().__init__(status=status, headers=headers)
+        self._stream = stream
+        self.content_length = length
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        try:
+            writer = await super().prepare(request)
+            async for piece in self._stream:
+                await super().write(piece)
+            await super().write_eof()
+            return writer
+        finally:
+            if isinstance(self._stream, AsyncGenerator):
+                await self._stream.aclose()

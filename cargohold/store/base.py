@@ -199,6 +199,18 @@ class ListPage:
     next_marker: str | None
 
 
+@dataclass(frozen=True)
+class LogRecord:
+    """One access-log record waiting for delivery into ``target_bucket``
+    (:mod:`cargohold.logdelivery`); ``line`` is the formatted record, whose first field is
+    the logged bucket's owner."""
+
+    target_bucket: str
+    target_prefix: str
+    line: str
+    created: float  # unix time the record was made
+
+
 class MetadataStore(Protocol):
     """Transactional metadata: accounts, keys, buckets, objects, the blob deletion queue."""
 
@@ -389,3 +401,27 @@ class MetadataStore(Protocol):
     async def referenced_blobs(self, blob_ids: list[str]) -> set[str]:
         """Which of ``blob_ids`` are referenced by a committed object or by a part of an
         in-progress upload (for orphan sweeps)."""
+
+    # --- access-log records (cargohold/logdelivery.py) ---
+    async def append_log_records(self, records: list[LogRecord]) -> None:
+        """Queue records for delivery, all of them in one transaction."""
+
+    async def pending_log_targets(self) -> list[str]:
+        """The target buckets that have queued records, in name order."""
+
+    async def take_log_batch(self, target_bucket: str,
+                             limit: int) -> list[tuple[int, str, str]]:
+        """The oldest queued records for ``target_bucket``, at most ``limit``, as
+        ``(id, target_prefix, line)`` in id order. They stay queued until delivered."""
+
+    async def deliver_log_object(self, record: ObjectRecord, record_ids: list[int],
+                                 owner_id: str) -> bool:
+        """In one transaction: store the log object ``record`` (as :meth:`put_object`,
+        unconditionally) and delete the queued records ``record_ids``, so a crash either
+        delivers them once or leaves them queued.
+
+        When the target bucket is gone, or is no longer owned by ``owner_id`` (the owner of
+        the logged bucket), nothing is stored and the records are dropped: return False.
+        ``ConditionalRequestConflict`` (nothing changes) if some record was already
+        delivered, by a concurrent delivery.
+        """

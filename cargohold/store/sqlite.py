@@ -61,6 +61,7 @@ from cargohold.store.base import (
     Bucket,
     ListEntry,
     ListPage,
+    LogRecord,
     MetadataStore,
     ObjectRecord,
     PartRef,
@@ -1284,6 +1285,73 @@ class SqliteStore(MetadataStore):
         if not ids:
             return set()
         return await self._read(read)
+
+    # ----------------------------------------------------------- access-log records
+
+    async def append_log_records(self, records: list[LogRecord]) -> None:
+        """Queue records for delivery (one write op, so one share of a group commit)."""
+        rows = [(r.target_bucket, r.target_prefix, r.line, r.created) for r in records]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO access_log_records (target_bucket, target_prefix, line, created) "
+                "VALUES (?, ?, ?, ?)", rows)
+
+        if rows:
+            await self._write(op)
+
+    async def pending_log_targets(self) -> list[str]:
+        """Target buckets with queued records (the (target_bucket, id) index, no scan)."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT DISTINCT target_bucket FROM access_log_records ORDER BY target_bucket"
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._read(read)
+
+    async def take_log_batch(self, target_bucket: str,
+                             limit: int) -> list[tuple[int, str, str]]:
+        """The oldest queued records of one target, ``(id, prefix, line)``, in id order."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
+            rows = conn.execute(
+                "SELECT id, target_prefix, line FROM access_log_records "
+                "WHERE target_bucket = ? ORDER BY id LIMIT ?",
+                (target_bucket, max(limit, 0)),
+            ).fetchall()
+            return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+        return await self._read(read)
+
+    async def deliver_log_object(self, record: ObjectRecord, record_ids: list[int],
+                                 owner_id: str) -> bool:
+        """Store the log object and delete its records in one transaction (exactly once).
+
+        False (records dropped, nothing stored) when the target bucket is gone or has
+        another owner now; ``ConditionalRequestConflict`` (nothing changes) when a record
+        was already delivered.
+        """
+        kb = key_bytes(record.key)
+        ids = [(i,) for i in record_ids]
+
+        def op(conn: sqlite3.Connection) -> bool:
+            # executemany's rowcount is the total over all its rows.
+            deleted = conn.executemany("DELETE FROM access_log_records WHERE id = ?",
+                                       ids).rowcount
+            if deleted != len(ids):
+                # Raising rolls this op's savepoint back: the object is not stored either.
+                raise errors.ConditionalRequestConflict(
+                    "Some access-log records were already delivered.")
+            row = conn.execute("SELECT owner_id FROM buckets WHERE name = ?",
+                               (record.bucket,)).fetchone()
+            if row is None or row[0] != owner_id:
+                return False
+            _store_object(conn, record, kb, None, False)
+            return True
+
+        return await self._write(op)
 
 
 # ------------------------------------------------------------------ ops (writer side)
