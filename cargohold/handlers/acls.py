@@ -8,8 +8,14 @@ is the bucket owner.
 
 from __future__ import annotations
 
-from cargohold import acl, errors
-from cargohold.handlers.context import Context, Handler, Reply, check_version_id
+from cargohold import acl
+from cargohold.handlers.context import (
+    Context,
+    Handler,
+    Reply,
+    check_version_id,
+    load_current_object,
+)
 from cargohold.handlers.intake import read_small_body
 from cargohold.store.base import Account
 
@@ -86,13 +92,8 @@ async def put_bucket_acl(ctx: Context) -> Reply:
 
 
 async def get_object_acl(ctx: Context) -> Reply:
-    bucket = ctx.require_bucket()
-    key = ctx.require_key()
-    check_version_id(ctx)
-    record = await ctx.services.store.get_object(bucket.name, key)
-    if record is None:
-        raise errors.NoSuchKey(Key=key)
-    return await _render(ctx, _current(record.acl, bucket.owner_id))
+    record = await load_current_object(ctx)
+    return await _render(ctx, _current(record.acl, ctx.require_bucket().owner_id))
 
 
 async def put_object_acl(ctx: Context) -> Reply:

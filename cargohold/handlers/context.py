@@ -19,7 +19,7 @@ from cargohold.cache import TtlCache
 from cargohold.checksums import Hasher
 from cargohold.config import Settings
 from cargohold.operations import Operation
-from cargohold.store.base import NULL_VERSION, AccessKey, Bucket, MetadataStore
+from cargohold.store.base import NULL_VERSION, AccessKey, Bucket, MetadataStore, ObjectRecord
 from cargohold.store.blobs import BlobStore
 
 # How long a worker trusts a cached access key (see cargohold/cache.py).
@@ -130,3 +130,14 @@ def check_version_id(ctx: Context) -> None:
     if version_id is not None and version_id != NULL_VERSION:
         raise errors.InvalidArgument("Invalid version id specified",
                                      ArgumentName="versionId", ArgumentValue=version_id)
+
+
+async def load_current_object(ctx: Context) -> ObjectRecord:
+    """The object the request names (its ``null`` version); ``NoSuchKey`` when absent."""
+    key = ctx.require_key()
+    bucket = ctx.require_bucket()
+    check_version_id(ctx)
+    record = await ctx.services.store.get_object(bucket.name, key)
+    if record is None:
+        raise errors.NoSuchKey(Key=key)
+    return record

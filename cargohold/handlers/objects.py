@@ -5,12 +5,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from email.utils import formatdate, parsedate_to_datetime
 
 from cargohold import checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
-from cargohold.handlers.context import Context, FileSegment, Handler, Reply, check_version_id
+from cargohold.handlers.context import (
+    Context,
+    FileSegment,
+    Handler,
+    Reply,
+    check_version_id,
+    load_current_object,
+)
 from cargohold.handlers.intake import receive_body
 from cargohold.handlers.tagging import tags_from_header
 from cargohold.sse import customer, streams
@@ -259,20 +266,12 @@ def object_headers(record: ObjectRecord, checksum_mode: bool) -> dict[str, str]:
     return headers
 
 
-async def _load_for_read(ctx: Context) -> ObjectRecord:
-    key = ctx.require_key()
-    bucket = ctx.require_bucket()
-    check_version_id(ctx)
-    record = await ctx.services.store.get_object(bucket.name, key)
-    if record is None:
-        raise errors.NoSuchKey(Key=key)
-    return record
 
 
 async def get_or_head_object(ctx: Context) -> Reply:
     sse_key = customer_key(ctx, write=False)
     try:
-        record = await _load_for_read(ctx)
+        record = await load_current_object(ctx)
     except errors.NoSuchKey as exc:
         if ctx.method == "HEAD":
             exc.fields.clear()
@@ -356,55 +355,43 @@ async def _prepend(first: bytes,
         await rest.aclose()
 
 
+def _spans(record: ObjectRecord, start: int,
+           length: int) -> Iterator[tuple[str, int, int, int, int]]:
+    """(blob id, offset in the blob, length, blob's plaintext size, part number) of each
+    piece holding bytes [start, start+length) of a blob-stored object (part 0: no parts)."""
+    if length <= 0:
+        return
+    if not record.parts:
+        yield record.blob_id, start, length, record.size, 0
+        return
+    offset = 0
+    end = start + length
+    for part in record.parts:
+        part_end = offset + part.size
+        if part_end > start and offset < end:
+            first = max(start, offset)
+            last = min(end, part_end)
+            yield part.blob_id, first - offset, last - first, part.size, part.number
+        offset = part_end
+        if offset >= end:
+            break
+
+
 def object_pieces(ctx: Context, record: ObjectRecord, start: int,
                   length: int) -> list[streams.Piece]:
     """The blob pieces holding bytes [start, start+length) of a blob-stored object, with
     what a sealed blob needs to be opened (its size and part number)."""
-    if length <= 0:
-        return []
-    blobs = ctx.services.blobs
-    if not record.parts:
-        return [streams.Piece(blobs.path(record.blob_id), start, length, record.size, 0)]
-    pieces = []
-    offset = 0
-    end = start + length
-    for part in record.parts:
-        part_end = offset + part.size
-        if part_end > start and offset < end:
-            first = max(start, offset)
-            last = min(end, part_end)
-            pieces.append(streams.Piece(blobs.path(part.blob_id), first - offset,
-                                        last - first, part.size, part.number))
-        offset = part_end
-        if offset >= end:
-            break
-    return pieces
+    path = ctx.services.blobs.path
+    return [streams.Piece(path(blob_id), offset, size, blob_size, number)
+            for blob_id, offset, size, blob_size, number in _spans(record, start, length)]
 
 
 def object_segments(ctx: Context, record: ObjectRecord, start: int,
                     length: int) -> list[FileSegment]:
-    """The file pieces holding bytes [start, start+length) of the object.
-
-    Like :func:`object_pieces`, kept apart because every plaintext GET builds these.
-    """
-    if length <= 0:
-        return []
-    blobs = ctx.services.blobs
-    if not record.parts:
-        return [FileSegment(blobs.path(record.blob_id), start, length)]
-    segments = []
-    offset = 0
-    end = start + length
-    for part in record.parts:
-        part_end = offset + part.size
-        if part_end > start and offset < end:
-            first = max(start, offset)
-            last = min(end, part_end)
-            segments.append(FileSegment(blobs.path(part.blob_id), first - offset, last - first))
-        offset = part_end
-        if offset >= end:
-            break
-    return segments
+    """The file pieces holding bytes [start, start+length) of the object (sendfile's view)."""
+    path = ctx.services.blobs.path
+    return [FileSegment(path(blob_id), offset, size)
+            for blob_id, offset, size, _, _ in _spans(record, start, length)]
 
 
 def _part_range(record: ObjectRecord, part_number: str,

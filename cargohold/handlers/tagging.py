@@ -21,7 +21,13 @@ from typing import Final
 from urllib.parse import unquote_plus
 
 from cargohold import errors, xmlutil
-from cargohold.handlers.context import Context, Handler, Reply, check_version_id
+from cargohold.handlers.context import (
+    Context,
+    Handler,
+    Reply,
+    check_version_id,
+    load_current_object,
+)
 from cargohold.handlers.intake import read_small_body
 
 MAX_TAGS: Final = 10
@@ -159,12 +165,7 @@ async def put_object_tagging(ctx: Context) -> Reply:
 
 async def get_object_tagging(ctx: Context) -> Reply:
     """The object's tag set as ``<Tagging>`` XML (an empty TagSet when it has none)."""
-    key = ctx.require_key()
-    bucket = ctx.require_bucket()
-    check_version_id(ctx)
-    record = await ctx.services.store.get_object(bucket.name, key)
-    if record is None:
-        raise errors.NoSuchKey(Key=key)
+    record = await load_current_object(ctx)
     tags = "".join(
         f"<Tag>{xmlutil.element('Key', k)}{xmlutil.element('Value', v)}</Tag>"
         for k, v in record.tags.items())
