@@ -57,6 +57,8 @@ SUBRESOURCES = (
     "session", "renameObject",
 )
 
+_SUBRESOURCE_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SUBRESOURCES)}
+
 R, W, O, S = Access.READ, Access.WRITE, Access.OWNER, Access.SERVICE  # noqa: E741
 SVC, BKT, OBJ = Target.SERVICE, Target.BUCKET, Target.OBJECT
 
@@ -188,7 +190,13 @@ def resolve(
 ) -> Operation:
     """The operation a request asks for; :data:`UNKNOWN` when nothing matches."""
     target = SVC if bucket is None else (BKT if key is None else OBJ)
-    subresource = next((s for s in SUBRESOURCES if s in query), None)
+    subresource = None
+    if query:
+        # Walk the (few) parameters, not the long keyword list; the earliest keyword in
+        # SUBRESOURCES wins when a request carries several.
+        found = [_SUBRESOURCE_RANK[name] for name in query if name in _SUBRESOURCE_RANK]
+        if found:
+            subresource = SUBRESOURCES[min(found)]
     if target is OBJ and subresource is not None and _INDEX.get(
         (method, target, subresource, None)
     ) is None and _INDEX.get((method, target, subresource, "copy")) is None:

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from multidict import istr
+
 from cargohold import errors
 from cargohold.sse.chunks import CHUNK_SIZE, SALT_SIZE, ObjectCipher, hkdf
 
@@ -51,9 +53,24 @@ class CustomerKey:
         return {ALGORITHM_HEADER: ALGORITHM, KEY_MD5_HEADER: self.md5}
 
 
+# The three header names under each prefix, built once: this runs on every GET and PUT.
+_NAMES: Final[dict[str, tuple[istr, istr, istr]]] = {
+    prefix: (istr(prefix + "algorithm"), istr(prefix + "key"), istr(prefix + "key-md5"))
+    for prefix in (HEADERS, COPY_SOURCE_HEADERS)
+}
+
+
+def _names(prefix: str) -> tuple[istr, istr, istr]:
+    names = _NAMES.get(prefix)
+    if names is None:
+        names = (istr(prefix + "algorithm"), istr(prefix + "key"), istr(prefix + "key-md5"))
+    return names
+
+
 def sent(headers: Mapping[str, str], prefix: str = HEADERS) -> bool:
     """Whether the request carries any of the three headers under ``prefix``."""
-    return any(prefix + name in headers for name in ("algorithm", "key", "key-md5"))
+    algorithm, key, md5 = _names(prefix)
+    return algorithm in headers or key in headers or md5 in headers
 
 
 def request_key(headers: Mapping[str, str], prefix: str = HEADERS, *,
@@ -65,9 +82,10 @@ def request_key(headers: Mapping[str, str], prefix: str = HEADERS, *,
     algorithm must be AES256, the MD5 must match (writes must send it; S3 lets reads leave
     it out), the key must be 256 bits. ``headers`` must be case-insensitive.
     """
-    algorithm = headers.get(prefix + "algorithm")
-    encoded = headers.get(prefix + "key")
-    md5 = headers.get(prefix + "key-md5")
+    algorithm_name, key_name, md5_name = _names(prefix)
+    algorithm = headers.get(algorithm_name)
+    encoded = headers.get(key_name)
+    md5 = headers.get(md5_name)
     if algorithm is None and encoded is None and md5 is None:
         return None
     other = headers.get(_ARGUMENT)
