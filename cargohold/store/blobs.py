@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from cargohold.checksums import Hasher
 
@@ -250,6 +250,23 @@ def read_segments(segments: Iterable[tuple[str, int, int]]) -> Iterator[bytes]:
             os.close(fd)
 
 
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    """Write every byte of ``chunks`` (``writev`` may write less than asked)."""
+    views = [memoryview(c) for c in chunks]
+    while views:
+        written = os.writev(fd, views[:1024])  # IOV_MAX
+        if written == 0:
+            raise OSError(errno.EIO, "write made no progress")
+        while written and views:
+            head = views[0]
+            if written >= len(head):
+                written -= len(head)
+                views.pop(0)
+            else:
+                views[0] = head[written:]
+                written = 0
+
+
 def _consume_exception(fut: asyncio.Future[Any]) -> None:
     # Mark a discarded flush's error as retrieved (no "exception never retrieved" noise).
     if not fut.cancelled():
@@ -280,7 +297,7 @@ class BlobWriter:
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._pending: asyncio.Future[None] | None = None
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None  # the temp file, opened at the first flush
         self._done = False  # committed or aborted (loop side)
         self._touched = False  # some file work was scheduled (loop side)
         # Thread side: serializes flush / commit / discard, so an abort that races an
@@ -376,15 +393,19 @@ class BlobWriter:
     def _flush_locked(self, chunks: list[bytes]) -> None:
         if self._aborted:
             return
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if not data:
+        chunks = [c for c in chunks if c]
+        if not chunks:
             return
-        if self._file is None:
-            # Buffered: BufferedWriter.write writes everything (raw writes may be short).
-            self._file = open(self.store.tmp_path(self.blob_id), "xb")  # noqa: SIM115
-        self._file.write(data)
+        if self._fd is None:
+            self._fd = os.open(self.store.tmp_path(self.blob_id),
+                               os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                               0o644)
+        # The chunks go to the kernel as they came (no joined copy of the buffer), and are
+        # hashed one by one: hashlib and awscrt release the GIL on large updates.
+        _write_all(self._fd, chunks)
         for hasher in self.hashers:
-            hasher.update(data)
+            for chunk in chunks:
+                hasher.update(chunk)
 
     def _fill(self, chunks: list[bytes], segments: Sequence[tuple[str, int, int]]) -> None:
         with self._lock:
@@ -398,12 +419,13 @@ class BlobWriter:
 
     def _commit_locked(self, chunks: list[bytes]) -> None:
         self._flush_locked(chunks)
-        if self._file is None:  # zero bytes: no file, blob_id ""
+        if self._fd is None:  # zero bytes: no file, blob_id ""
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
+        fd, self._fd = self._fd, None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         self.store.place(self.blob_id)
 
     def _discard(self) -> None:
@@ -412,10 +434,10 @@ class BlobWriter:
             self._discard_locked()
 
     def _discard_locked(self) -> None:
-        if self._file is not None:
+        if self._fd is not None:
             with contextlib.suppress(OSError):
-                self._file.close()
-            self._file = None
+                os.close(self._fd)
+            self._fd = None
         try:
             os.unlink(self.store.tmp_path(self.blob_id))
         except OSError as exc:
