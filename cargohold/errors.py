@@ -208,3 +208,5 @@ InvalidTargetBucketForLogging = _error("InvalidTargetBucketForLogging",
                                        "The target bucket for logging does not exist, is not "
                                        "owned by you, or does not have the appropriate grants "
                                        "for the log-delivery group.")
+InvalidRedirectLocation = _error("InvalidRedirectLocation", "InvalidRedirectLocation", 400,
+                                 "The website redirect location is not valid.")

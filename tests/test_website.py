@@ -398,3 +398,12 @@ def test_objects_encrypted_with_a_customer_key_are_not_served(server: ServerProc
     assert response.status == 400
     assert "<li>Code: InvalidRequest</li>" in response.body.decode()
     assert b"top secret" not in response.body
+
+
+def test_a_website_redirect_location_must_be_a_path_or_an_http_url(s3: Any,
+                                                                    bucket: str) -> None:
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=bucket, Key="r", Body=b"", WebsiteRedirectLocation="ftp://x/y")
+    assert exc.value.response["Error"]["Code"] == "InvalidRedirectLocation"
+    s3.put_object(Bucket=bucket, Key="r", Body=b"", WebsiteRedirectLocation="/elsewhere")
+    assert s3.head_object(Bucket=bucket, Key="r")["WebsiteRedirectLocation"] == "/elsewhere"

@@ -67,11 +67,17 @@ def user_metadata(ctx: Context) -> dict[str, str]:
 
 
 def content_headers(ctx: Context) -> dict[str, str]:
+    """The content headers a write stores with the object (PutObject, multipart, copy)."""
     stored: dict[str, str] = {}
     for name in STORED_HEADERS:
         value = ctx.headers.get(name)
         if value is None:
             continue
+        if name == "x-amz-website-redirect-location" and not value.startswith(
+                ("/", "http://", "https://")):
+            raise errors.InvalidRedirectLocation(
+                "The website redirect location must have a prefix of 'http://' or "
+                "'https://' or '/'.")
         if name == "content-encoding":
             # aws-chunked is transfer framing, not part of the object.
             codings = [c.strip() for c in value.split(",")
