@@ -1,6 +1,6 @@
 """Static websites: the PutBucketWebsite document and the website endpoint's decisions.
 
-Pure: no HTTP framework and no storage. The handlers (:mod:`cargohold.handlers.bucket_website`)
+Pure: no HTTP framework and no storage. The handlers (:mod:`cargohold.handlers.bucket_config`)
 parse, store (:meth:`WebsiteConfig.to_json`) and render the configuration; the website
 endpoint (:mod:`cargohold.http.website`) asks it where a request goes.
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from cargohold.handlers import (
     acls,
-    bucket_cors,
+    bucket_config,
     bucket_logging,
     bucket_policy,
-    bucket_website,
     buckets,
     copy,
     listing,
@@ -26,9 +25,8 @@ HANDLERS: dict[str, Handler] = {
     **tagging.HANDLERS,
     **copy.HANDLERS,
     **bucket_policy.HANDLERS,
-    **bucket_cors.HANDLERS,
+    **bucket_config.HANDLERS,
     **bucket_logging.HANDLERS,
-    **bucket_website.HANDLERS,
     **acls.HANDLERS,
     **post_object.HANDLERS,
 }

@@ -33,10 +33,9 @@ from cargohold.handlers.objects import (
     STORAGE_CLASSES,
     content_headers,
     customer_key,
-    etag_matches,
+    failed_condition,
     object_pieces,
     object_segments,
-    parse_http_date,
     user_metadata,
     validate_key,
     write_conditions,
@@ -87,29 +86,11 @@ def parse_copy_source(value: str) -> CopySource:
 
 
 def check_source_conditions(ctx: Context, record: ObjectRecord) -> None:
-    """The ``x-amz-copy-source-if-*`` headers; ``PreconditionFailed`` when one fails.
-
-    S3's pairing rules: a matching If-Match makes If-Unmodified-Since irrelevant, and a
-    failing If-None-Match fails whatever If-Modified-Since says.
-    """
-    headers = ctx.headers
-    modified = int(record.last_modified)
-    if_match = headers.get("x-amz-copy-source-if-match")
-    if if_match is not None:
-        if not etag_matches(if_match, record.etag):
-            raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-Match")
-    else:
-        since = parse_http_date(headers.get("x-amz-copy-source-if-unmodified-since"))
-        if since is not None and modified > since:
-            raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-Unmodified-Since")
-    if_none_match = headers.get("x-amz-copy-source-if-none-match")
-    if if_none_match is not None:
-        if etag_matches(if_none_match, record.etag):
-            raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
-    else:
-        since = parse_http_date(headers.get("x-amz-copy-source-if-modified-since"))
-        if since is not None and modified <= since:
-            raise errors.PreconditionFailed(Condition="x-amz-copy-source-If-Modified-Since")
+    """The ``x-amz-copy-source-if-*`` headers, paired as on GET; any failure (even the
+    kinds a GET answers with 304) is ``PreconditionFailed``."""
+    failed = failed_condition(ctx.headers, record, "x-amz-copy-source-")
+    if failed is not None:
+        raise errors.PreconditionFailed(Condition=failed[0])
 
 
 async def load_source(ctx: Context, source: CopySource) -> ObjectRecord:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from email.utils import formatdate, parsedate_to_datetime
 
 from cargohold import checksums, errors, xmlutil
@@ -184,30 +184,43 @@ def etag_matches(header: str, etag: str) -> bool:
     return any(c == "*" or c.removeprefix("W/").strip('"') == etag for c in candidates)
 
 
-def evaluate_read_conditions(ctx: Context, record: ObjectRecord) -> None:
-    """S3's conditional GET/HEAD: 412 ``PreconditionFailed`` or 304 Not Modified.
+def failed_condition(headers: Mapping[str, str], record: ObjectRecord,
+                     prefix: str = "") -> tuple[str, bool] | None:
+    """The first of S3's four conditional headers (named ``prefix`` + ``If-Match`` and so
+    on) that ``record`` fails, as (header name, whether it is a not-modified kind: a
+    matching If-None-Match or a false If-Modified-Since); ``None`` when all hold.
 
     Precedence as S3 documents it: If-Match true makes If-Unmodified-Since irrelevant;
-    If-None-Match false (304) wins over If-Modified-Since.
+    If-None-Match false wins over If-Modified-Since.
     """
-    headers = ctx.headers
     modified = int(record.last_modified)  # HTTP dates have whole seconds
-    if_match = headers.get("If-Match")
+    if_match = headers.get(prefix + "If-Match")
     if if_match is not None:
         if not etag_matches(if_match, record.etag):
-            raise errors.PreconditionFailed(Condition="If-Match")
+            return prefix + "If-Match", False
     else:
-        since = parse_http_date(headers.get("If-Unmodified-Since"))
+        since = parse_http_date(headers.get(prefix + "If-Unmodified-Since"))
         if since is not None and modified > since:
-            raise errors.PreconditionFailed(Condition="If-Unmodified-Since")
-    if_none_match = headers.get("If-None-Match")
+            return prefix + "If-Unmodified-Since", False
+    if_none_match = headers.get(prefix + "If-None-Match")
     if if_none_match is not None:
         if etag_matches(if_none_match, record.etag):
-            raise NotModified(record)
+            return prefix + "If-None-Match", True
     else:
-        since = parse_http_date(headers.get("If-Modified-Since"))
+        since = parse_http_date(headers.get(prefix + "If-Modified-Since"))
         if since is not None and modified <= since:
+            return prefix + "If-Modified-Since", True
+    return None
+
+
+def evaluate_read_conditions(ctx: Context, record: ObjectRecord) -> None:
+    """S3's conditional GET/HEAD: 412 ``PreconditionFailed`` or 304 Not Modified."""
+    failed = failed_condition(ctx.headers, record)
+    if failed is not None:
+        name, not_modified = failed
+        if not_modified:
             raise NotModified(record)
+        raise errors.PreconditionFailed(Condition=name)
 
 
 class NotModified(Exception):
