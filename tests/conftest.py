@@ -121,13 +121,15 @@ def s3(server: ServerProcess) -> Any:
     return make_client(server.endpoint)
 
 
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[str]:
-    """A fresh bucket, emptied and removed afterwards."""
+def fresh_bucket(s3: Any) -> Iterator[str]:
+    """Create a uniquely named bucket; afterwards abort its uploads, empty it, remove it."""
     name = f"test-{uuid.uuid4().hex[:16]}"
     s3.create_bucket(Bucket=name)
     yield name
     try:
+        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"],
+                                      UploadId=upload["UploadId"])
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if keys:
@@ -135,6 +137,18 @@ def bucket(s3: Any) -> Iterator[str]:
         s3.delete_bucket(Bucket=name)
     except Exception:
         pass
+
+
+@pytest.fixture
+def bucket(s3: Any) -> Iterator[str]:
+    """A fresh bucket, emptied and removed afterwards."""
+    yield from fresh_bucket(s3)
+
+
+@pytest.fixture
+def other_bucket(s3: Any) -> Iterator[str]:
+    """A second fresh bucket, for copies and cross-bucket cases."""
+    yield from fresh_bucket(s3)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,25 +89,6 @@ def _remove_big_files(tmp_path: Path) -> Iterator[None]:
     yield
     for path in tmp_path.glob("*.bin"):
         path.unlink(missing_ok=True)
-
-
-@pytest.fixture
-def other_bucket(s3: Any) -> Iterator[str]:
-    """A second fresh bucket, emptied (objects and uploads) and removed afterwards."""
-    name = f"test-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(Bucket=name)
-    yield name
-    try:
-        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
-            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"],
-                                      UploadId=upload["UploadId"])
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
-        s3.delete_bucket(Bucket=name)
-    except Exception:
-        pass
 
 
 def test_aws_s3_cp_uploads_a_1_gib_file_in_parts_and_downloads_it_byte_exact(

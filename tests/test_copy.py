@@ -28,17 +28,6 @@ def blob_inodes(data_dir: Path) -> tuple[int, int]:
     return len(files), len({p.stat().st_ino for p in files})
 
 
-@pytest.fixture
-def other_bucket(s3: Any) -> Any:
-    name = f"copy-dst-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    yield name
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=name, Key=item["Key"])
-    s3.delete_bucket(Bucket=name)
-
-
 def test_copy_within_a_bucket_keeps_body_metadata_and_etag(s3: Any, bucket: str) -> None:
     body = os.urandom(300 * 1024)
     put = s3.put_object(Bucket=bucket, Key="src", Body=body, ContentType="text/x-src",

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +75,6 @@ def publish(s3: Any, bucket: str, website: dict[str, Any] | None = None) -> None
 def site(s3: Any, bucket: str) -> str:
     publish(s3, bucket)
     return bucket
-
-
-@pytest.fixture
-def other_bucket(s3: Any) -> Iterator[str]:
-    name = f"test-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(Bucket=name)
-    yield name
-    listed = s3.list_objects_v2(Bucket=name).get("Contents", [])
-    if listed:
-        s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": o["Key"]} for o in listed]})
-    s3.delete_bucket(Bucket=name)
 
 
 def error_code(call: Any) -> tuple[str, str, int]:

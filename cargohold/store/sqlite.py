@@ -1036,12 +1036,7 @@ class SqliteStore(MetadataStore):
         encoded = _json(tags)
 
         def op(conn: sqlite3.Connection) -> ObjectRecord:
-            _require_bucket(conn, bucket)
-            # One UPDATE of one column: data, ETag and Last-Modified stay as they are.
-            cur = conn.execute("UPDATE objects SET tags = ? WHERE bucket = ? AND key = ?",
-                               (encoded, bucket, kb))
-            if cur.rowcount == 0:
-                raise errors.NoSuchKey(Key=key)
+            _update_object(conn, bucket, key, kb, "tags", encoded)
             row = conn.execute(_SELECT_OBJECT_WITH_DATA, (bucket, kb)).fetchone()
             return _record(bucket, key, row)
 
@@ -1054,14 +1049,7 @@ class SqliteStore(MetadataStore):
         """
         kb = key_bytes(key)
 
-        def op(conn: sqlite3.Connection) -> None:
-            _require_bucket(conn, bucket)
-            cur = conn.execute("UPDATE objects SET acl = ? WHERE bucket = ? AND key = ?",
-                               (acl, bucket, kb))
-            if cur.rowcount == 0:
-                raise errors.NoSuchKey(Key=key)
-
-        await self._write(op)
+        await self._write(lambda conn: _update_object(conn, bucket, key, kb, "acl", acl))
 
     async def delete_object(self, bucket: str, key: str) -> ObjectRecord | None:
         """Remove the object and queue its blob; return it (``None`` if there was none)."""
@@ -1391,6 +1379,17 @@ def _refuse_buckets_with_policy(conn: sqlite3.Connection, grants: dict[str, str]
             raise errors.InvalidRequest(
                 f"Bucket {name!r} has a bucket policy, so it cannot be granted to a limited "
                 "access key; delete the policy first.")
+
+
+def _update_object(conn: sqlite3.Connection, bucket: str, key: str, kb: bytes, column: str,
+                   value: str) -> None:
+    """Set one attribute column of the current object; data, ETag and Last-Modified stay."""
+    assert column in ("tags", "acl")  # never from input: column names are code
+    _require_bucket(conn, bucket)
+    cur = conn.execute(f"UPDATE objects SET {column} = ? WHERE bucket = ? AND key = ?",
+                       (value, bucket, kb))
+    if cur.rowcount == 0:
+        raise errors.NoSuchKey(Key=key)
 
 
 def _update_bucket(conn: sqlite3.Connection, name: str, column: str,
