@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,29 @@ def test_run_forever_repeats_until_cancelled(tmp_path: Path) -> None:
             assert not os.path.exists(blobs.path(first))
 
     asyncio.run(main())
+
+
+def test_blobs_of_a_refused_commit_are_freed_but_a_cancelled_commit_keeps_them(
+        blobs: BlobStore) -> None:
+    from types import SimpleNamespace
+
+    from cargohold import errors
+    from cargohold.handlers.intake import freed_if_refused
+
+    ctx: Any = SimpleNamespace(services=SimpleNamespace(blobs=blobs))
+
+    async def scenario() -> None:
+        refused = await write_blob(blobs, b"refused")
+        with pytest.raises(errors.NoSuchUpload):
+            async with freed_if_refused(ctx, [refused, ""]):
+                raise errors.NoSuchUpload()
+        assert not os.path.exists(blobs.path(refused))
+        # A cancelled awaiter does not mean an uncommitted write: the store's writer may
+        # still commit it, so the blob must stay (the sweeper judges it later).
+        cancelled = await write_blob(blobs, b"cancelled")
+        with pytest.raises(asyncio.CancelledError):
+            async with freed_if_refused(ctx, [cancelled]):
+                raise asyncio.CancelledError()
+        assert os.path.exists(blobs.path(cancelled))
+
+    asyncio.run(scenario())

@@ -298,3 +298,23 @@ def test_large_object_streams_both_ways(s3: Any, bucket: str, tmp_path: Any) -> 
     for chunk in got["Body"].iter_chunks(1 << 20):
         digest.update(chunk)
     assert digest.hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def test_numbers_written_with_non_ascii_digits_are_refused_not_a_server_error(
+        server: Any, s3: Any, bucket: str) -> None:
+    from tests import rawhttp
+
+    s3.put_object(Bucket=bucket, Key="n", Body=b"0123456789")
+    url = f"{server.endpoint}/{bucket}/n"
+    # "²" passes str.isdigit() but not int(): each must be a client error, never a 500.
+    ranged = rawhttp.send("GET", url, {**rawhttp.sign_v4("GET", url), "Range": "bytes=\u00b2-5"})
+    assert ranged.status == 200 and ranged.body == b"0123456789"  # invalid Range: ignored
+    part_url = f"{url}?partNumber=%C2%B2"
+    assert rawhttp.send("GET", part_url, rawhttp.sign_v4("GET", part_url)).status == 400
+    list_url = f"{server.endpoint}/?max-buckets=%C2%B2"
+    assert rawhttp.send("GET", list_url, rawhttp.sign_v4("GET", list_url)).status == 400
+    from cargohold import errors
+    from cargohold.handlers.copy import parse_copy_range
+
+    with pytest.raises(errors.InvalidArgument):
+        parse_copy_range("bytes=0-\u00b2", 10)

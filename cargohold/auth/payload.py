@@ -31,6 +31,7 @@ from multidict import CIMultiDictProxy
 from cargohold import errors
 from cargohold.auth.model import AuthResult, PayloadMode
 from cargohold.checksums import Hasher
+from cargohold.numbers import decimal
 
 BLOCK = 256 * 1024  # largest piece read (and yielded) at once
 MAX_CHUNK_LINE = 4 * 1024  # a chunk header line longer than this is garbage
@@ -137,7 +138,7 @@ class PayloadReader:
     async def _plain(self) -> AsyncIterator[bytes]:
         length_header = self._headers.get("Content-Length")
         # Without a Content-Length (HTTP chunked transfer, or no body), read to the end.
-        remaining = int(length_header) if length_header and length_header.isdigit() else None
+        remaining = decimal(length_header) if length_header else None
         digest = None if self._sha256_detached else self._sha256
         while remaining is None or remaining > 0:
             data = await self._read(BLOCK if remaining is None else min(remaining, BLOCK))
@@ -192,10 +193,10 @@ class PayloadReader:
         declared_text = self._headers.get("x-amz-decoded-content-length")
         declared: int | None = None
         if declared_text is not None:
-            if not declared_text.isdigit():
+            declared = decimal(declared_text)
+            if declared is None:
                 raise errors.InvalidArgument("Invalid x-amz-decoded-content-length",
                                              ArgumentName="x-amz-decoded-content-length")
-            declared = int(declared_text)
         previous = auth.seed_signature
         buf = self._buffer
         while True:

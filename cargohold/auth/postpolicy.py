@@ -56,6 +56,7 @@ from typing import Any, Final, NoReturn
 from cargohold import errors
 from cargohold.auth import canonical, sigv4
 from cargohold.auth.model import ANONYMOUS, KeyLookup, Principal, principal_for
+from cargohold.numbers import decimal
 
 V4_FIELDS: Final = ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature")
 V2_FIELDS: Final = ("awsaccesskeyid", "signature")
@@ -308,7 +309,7 @@ def _bound(value: object) -> int | None:
         if value < 0:
             raise _invalid("Invalid content-length-range: the bounds must not be negative.")
         return value
-    return int(value) if value.isascii() and value.isdigit() else None
+    return decimal(value)
 
 
 # --- checking a form against its policy --------------------------------------------------------

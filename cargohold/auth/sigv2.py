@@ -23,6 +23,7 @@ from cargohold.auth.model import (
     SignedRequest,
     principal_for,
 )
+from cargohold.numbers import decimal
 
 # Query parameters that are part of the CanonicalizedResource (S3 sub-resources).
 SUBRESOURCES = frozenset({
@@ -145,11 +146,12 @@ async def verify_presigned(req: SignedRequest, params: list[QueryParam], lookup:
     if not access_key or not signature or not expires:
         raise errors.AccessDenied("Query-string authentication requires the Signature, "
                                   "Expires and AWSAccessKeyId parameters")
-    if not expires.isdigit():
+    expires_at = decimal(expires)
+    if expires_at is None:
         raise errors.AccessDenied("Invalid date (should be seconds since epoch): " + expires)
-    if now > int(expires):
+    if now > expires_at:
         raise errors.AccessDenied("Request has expired",
-                                  Expires=canonical.format_http_date(int(expires)),
+                                  Expires=canonical.format_http_date(expires_at),
                                   ServerTime=canonical.format_http_date(now))
     headers = req.headers
     mode, digest = _payload(headers)

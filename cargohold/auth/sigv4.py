@@ -23,6 +23,7 @@ from cargohold.auth.model import (
     SignedRequest,
     principal_for,
 )
+from cargohold.numbers import decimal
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_PRESIGN_EXPIRES = 604800  # one week, as S3
@@ -82,7 +83,7 @@ def parse_credential(text: str) -> Credential | None:
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts[:4]):
         return None
     access_key, date, region, service, _ = parts
-    if len(date) != 8 or not date.isdigit():
+    if len(date) != 8 or decimal(date) is None:
         return None
     return _credential(access_key, date, region, service)
 
@@ -177,7 +178,8 @@ def _parse_presigned(values: dict[str, str]) -> tuple[_Parsed, str, int]:
         raise _query_error("Error parsing the X-Amz-Credential parameter; incorrect service "
                            f"\"{credential.service}\". This endpoint belongs to \"s3\".")
     expires_text = values["X-Amz-Expires"]
-    if not expires_text.isdigit() or not 1 <= int(expires_text) <= MAX_PRESIGN_EXPIRES:
+    expires = decimal(expires_text)
+    if expires is None or not 1 <= expires <= MAX_PRESIGN_EXPIRES:
         raise _query_error("X-Amz-Expires must be between 1 and 604800 seconds "
                            "(one week).")
     signature = values["X-Amz-Signature"]
@@ -188,7 +190,7 @@ def _parse_presigned(values: dict[str, str]) -> tuple[_Parsed, str, int]:
     if not all(names) or "host" not in names:
         raise _query_error("X-Amz-SignedHeaders must be a ';'-separated list including host.")
     parsed = _Parsed(credential, signed_headers, names, signature.lower())
-    return parsed, values["X-Amz-Date"], int(expires_text)
+    return parsed, values["X-Amz-Date"], expires
 
 
 # --- verification ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import time
 from cargohold import errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
 from cargohold.handlers.context import Context, Handler, Reply
+from cargohold.numbers import decimal
 from cargohold.store.base import Bucket
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -91,10 +92,11 @@ async def list_buckets(ctx: Context) -> Reply:
     raw_max = ctx.query.get("max-buckets")
     limit = 10000
     if raw_max is not None:
-        if not raw_max.isdigit() or not 1 <= int(raw_max) <= 10000:
+        parsed = decimal(raw_max)
+        if parsed is None or not 1 <= parsed <= 10000:
             raise errors.InvalidArgument("max-buckets must be an integer from 1 to 10000",
                                          ArgumentName="max-buckets")
-        limit = int(raw_max)
+        limit = parsed
     token = ctx.query.get("continuation-token")
     start_after = _decode_token(token) if token else ""
     if principal.grants is None:

@@ -18,6 +18,7 @@ from cargohold.auth.model import AuthResult, Principal
 from cargohold.cache import TtlCache
 from cargohold.checksums import Hasher
 from cargohold.config import Settings
+from cargohold.numbers import decimal
 from cargohold.operations import Operation
 from cargohold.store.base import NULL_VERSION, AccessKey, Bucket, MetadataStore, ObjectRecord
 from cargohold.store.blobs import BlobStore
@@ -141,3 +142,16 @@ async def load_current_object(ctx: Context) -> ObjectRecord:
     if record is None:
         raise errors.NoSuchKey(Key=key)
     return record
+
+
+MAX_PART_NUMBER = 10_000
+
+
+def parse_part_number(raw: str | None) -> int:
+    """A ``partNumber`` query value, 1 to 10,000; ``InvalidArgument`` otherwise."""
+    number = decimal(raw) if raw is not None else None
+    if number is None or not 1 <= number <= MAX_PART_NUMBER:
+        raise errors.InvalidArgument(
+            "Part number must be an integer between 1 and 10000, inclusive",
+            ArgumentName="partNumber", ArgumentValue=raw or "")
+    return number

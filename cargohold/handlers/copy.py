@@ -27,8 +27,9 @@ from urllib.parse import parse_qs, unquote
 
 from cargohold import access, checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
-from cargohold.handlers.context import Context, Handler, Reply
-from cargohold.handlers.multipart import load_upload, part_number
+from cargohold.handlers.context import Context, Handler, Reply, parse_part_number
+from cargohold.handlers.intake import freed_if_refused
+from cargohold.handlers.multipart import load_upload
 from cargohold.handlers.objects import (
     STORAGE_CLASSES,
     content_headers,
@@ -41,6 +42,7 @@ from cargohold.handlers.objects import (
     write_conditions,
 )
 from cargohold.handlers.tagging import tags_from_header
+from cargohold.numbers import decimal
 from cargohold.operations import ALL_OPERATIONS
 from cargohold.sse import customer, streams
 from cargohold.sse.chunks import ObjectCipher
@@ -335,7 +337,7 @@ async def copy_object(ctx: Context) -> Reply:
                                                           target_key, algorithm)
     else:
         record, clone = await _cloned_source(ctx, source, record)
-    try:
+    async with freed_if_refused(ctx, clone.blob_ids()):
         sums = dict(record.checksums)
         if algorithm and (algorithm not in sums or sums.get("type") == "COMPOSITE"):
             value = computed if computed is not None else await _checksum_of(ctx, clone,
@@ -356,10 +358,6 @@ async def copy_object(ctx: Context) -> Reply:
         new_record = dataclasses.replace(clone, **changes)  # type: ignore[arg-type]
         await ctx.services.store.put_object(new_record, if_match=if_match,
                                             if_none_match=if_none_match)
-    except BaseException:
-        # Never committed: the fresh links are nobody's (the sweeper would find them too).
-        await ctx.services.blobs.delete(clone.blob_ids())
-        raise
     reply = _result_xml("CopyObjectResult", new_record.etag, new_record.last_modified,
                         new_record.checksums)
     if target_key is not None:
@@ -371,11 +369,10 @@ def parse_copy_range(value: str, size: int) -> tuple[int, int]:
     """``bytes=first-last`` (both inclusive, within the source); ``InvalidArgument`` else."""
     spec = value.strip()
     first, dash, last = spec.removeprefix("bytes=").partition("-")
-    if (not spec.startswith("bytes=") or not dash or not first.isdigit()
-            or not last.isdigit() or int(first) > int(last)):
+    start, end = decimal(first), decimal(last)
+    if not spec.startswith("bytes=") or not dash or start is None or end is None or start > end:
         raise errors.InvalidArgument(_RANGE_HINT, ArgumentName="x-amz-copy-source-range",
                                      ArgumentValue=value)
-    start, end = int(first), int(last)
     if end >= size:
         raise errors.InvalidArgument(
             f"Range specified is not valid for source object of size: {size}",
@@ -384,7 +381,7 @@ def parse_copy_range(value: str, size: int) -> tuple[int, int]:
 
 
 async def upload_part_copy(ctx: Context) -> Reply:
-    number = part_number(ctx.query.get("partNumber"))
+    number = parse_part_number(ctx.query.get("partNumber"))
     target_key = customer_key(ctx, write=True)
     source_key = customer_key(ctx, customer.COPY_SOURCE_HEADERS, write=False)
     upload = await load_upload(ctx)
@@ -415,12 +412,8 @@ async def upload_part_copy(ctx: Context) -> Reply:
                                                 target, number)
     part = UploadedPart(upload_id=upload.upload_id, number=number, blob_id=blob_id,
                         size=length, etag=etag, last_modified=time.time(), checksums=sums)
-    try:
+    async with freed_if_refused(ctx, [blob_id]):
         await ctx.services.store.put_part(part)
-    except BaseException:
-        if blob_id:
-            await ctx.services.blobs.delete([blob_id])
-        raise
     reply = _result_xml("CopyPartResult", part.etag, part.last_modified, sums)
     if target_key is not None:
         reply.headers.update(target_key.response_headers())

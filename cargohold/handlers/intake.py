@@ -13,7 +13,9 @@ kept inline: the metadata store must not hold plaintext.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from cargohold import checksums, errors
@@ -151,3 +153,23 @@ async def read_small_body(ctx: Context, limit: int) -> bytes:
         hasher.update(body)
     plan.verify()
     return body
+
+
+@contextlib.asynccontextmanager
+async def freed_if_refused(ctx: Context, blob_ids: Iterable[str]) -> AsyncIterator[None]:
+    """Wrap the commit of a record that points at ``blob_ids``: if the block raises an S3
+    error (the store refused it, or a check failed first), nothing references them, so
+    they are removed now.
+
+    Not on cancellation: a write queued to the store still commits after its awaiter is
+    gone, and deleting the blobs then would leave a committed record pointing at nothing.
+    The blobs of a cancelled write that never committed are orphans the sweeper removes
+    after the grace period.
+    """
+    ids = [blob_id for blob_id in blob_ids if blob_id]
+    try:
+        yield
+    except errors.S3Error:
+        if ids:
+            await ctx.services.blobs.delete(ids)
+        raise

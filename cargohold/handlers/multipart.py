@@ -22,8 +22,8 @@ from awscrt import checksums as crt
 
 from cargohold import checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
-from cargohold.handlers.context import Context, Handler, Reply
-from cargohold.handlers.intake import receive_body
+from cargohold.handlers.context import Context, Handler, Reply, parse_part_number
+from cargohold.handlers.intake import freed_if_refused, receive_body
 from cargohold.handlers.objects import (
     STORAGE_CLASSES,
     content_headers,
@@ -33,11 +33,11 @@ from cargohold.handlers.objects import (
     write_conditions,
 )
 from cargohold.handlers.tagging import tags_from_header
+from cargohold.numbers import decimal
 from cargohold.operations import MAX_UPLOAD_BODY
 from cargohold.sse import customer
 from cargohold.store.base import ObjectRecord, PartRef, Upload, UploadedPart
 
-MAX_PART_NUMBER = 10_000
 MIN_PART_SIZE = 5 * 1024**2
 MAX_OBJECT_SIZE = 5 * 1024**4
 MAX_QUERY_INT = 2**31 - 1  # max-parts, max-uploads, part-number-marker
@@ -114,23 +114,9 @@ async def load_upload(ctx: Context) -> Upload:
     return upload
 
 
-def _is_decimal(raw: str) -> bool:
-    # ASCII digits only: str.isdigit() also accepts "²" (int() then fails: a 500) and "٣".
-    return raw.isascii() and raw.isdigit()
-
-
-def part_number(raw: str | None) -> int:
-    """The ``partNumber`` query value, 1 to 10,000; ``InvalidArgument`` otherwise."""
-    if raw is None or not _is_decimal(raw) or not 1 <= int(raw) <= MAX_PART_NUMBER:
-        raise errors.InvalidArgument(
-            "Part number must be an integer between 1 and 10000, inclusive",
-            ArgumentName="partNumber", ArgumentValue=raw or "")
-    return int(raw)
-
-
 async def upload_part(ctx: Context) -> Reply:
     """UploadPart: store the body as a blob and record it, replacing a part of that number."""
-    number = part_number(ctx.query.get("partNumber"))
+    number = parse_part_number(ctx.query.get("partNumber"))
     sse_key = customer_key(ctx, write=True)
     upload = await load_upload(ctx)
     received = await receive_body(ctx, min(MAX_UPLOAD_BODY, ctx.services.settings.max_object_size),
@@ -141,17 +127,9 @@ async def upload_part(ctx: Context) -> Reply:
     part = UploadedPart(upload_id=upload.upload_id, number=number, blob_id=received.blob_id,
                         size=received.size, etag=received.etag,
                         last_modified=time.time(), checksums=received.checksums)
-    try:
+    # NoSuchUpload when the upload was completed or aborted meanwhile.
+    async with freed_if_refused(ctx, [received.blob_id]):
         await ctx.services.store.put_part(part)
-    except errors.S3Error:
-        # The store refused the part (NoSuchUpload: completed or aborted meanwhile) or the
-        # whole commit failed: nothing references the blob. Not on cancellation: a queued
-        # write still commits after its awaiter is gone, and deleting the blob then would
-        # leave the part pointing at nothing. An uncommitted blob is an orphan the sweeper
-        # removes after the grace period.
-        if received.blob_id:
-            await ctx.services.blobs.delete([received.blob_id])
-        raise
     headers = {"ETag": f'"{part.etag}"'}
     for algorithm, value in received.checksums.items():
         headers[checksums.header_name(algorithm)] = value
@@ -167,7 +145,7 @@ def _requested_parts(root: Element) -> list[tuple[int, str, dict[str, str]]]:
     for item in root.findall("Part"):
         number_text = (xmlutil.child_text(item, "PartNumber") or "").strip()
         etag = (xmlutil.child_text(item, "ETag") or "").strip().strip('"')
-        if not _is_decimal(number_text):
+        if decimal(number_text) is None:
             raise errors.MalformedXML()
         sums = {a: (xmlutil.child_text(item, f"Checksum{a}") or "").strip()
                 for a in checksums.ALGORITHMS if item.find(f"Checksum{a}") is not None}
@@ -311,7 +289,7 @@ def _int_param(ctx: Context, name: str, default: int, maximum: int | None = None
     raw = ctx.query.get(name)
     if raw is None:
         return default
-    if not _is_decimal(raw) or int(raw) > MAX_QUERY_INT:
+    if decimal(raw) is None or int(raw) > MAX_QUERY_INT:
         raise errors.InvalidArgument(
             f"Argument {name} must be an integer between 0 and {MAX_QUERY_INT}",
             ArgumentName=name, ArgumentValue=raw)

@@ -17,9 +17,11 @@ from cargohold.handlers.context import (
     Reply,
     check_version_id,
     load_current_object,
+    parse_part_number,
 )
-from cargohold.handlers.intake import receive_body
+from cargohold.handlers.intake import freed_if_refused, receive_body
 from cargohold.handlers.tagging import tags_from_header
+from cargohold.numbers import decimal
 from cargohold.sse import customer, streams
 from cargohold.sse.chunks import CorruptBlob, ObjectCipher
 from cargohold.store.base import NULL_VERSION, ObjectRecord
@@ -139,14 +141,9 @@ async def put_object(ctx: Context) -> Reply:
         checksums={**computed, "type": "FULL_OBJECT"} if computed else {},
         storage_class=storage_class,
     )
-    try:
+    async with freed_if_refused(ctx, [received.blob_id]):
         await ctx.services.store.put_object(record, if_match=if_match,
                                             if_none_match=if_none_match)
-    except BaseException:
-        # Never committed: the blob is unreferenced, remove it now (the sweeper would too).
-        if received.blob_id:
-            await ctx.services.blobs.delete([received.blob_id])
-        raise
     reply_headers = {"ETag": f'"{record.etag}"'}
     for algorithm, value in computed.items():
         reply_headers[checksums.header_name(algorithm)] = value
@@ -245,15 +242,18 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
     if not dash:
         return None
     first, last = first.strip(), last.strip()
-    if (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
+    first_n = decimal(first) if first else None
+    last_n = decimal(last) if last else None
+    if (first and first_n is None) or (last and last_n is None) or not (first or last):
         return None
-    if not first:  # suffix range: the last N bytes
-        length = int(last)
+    if first_n is None:  # suffix range: the last N bytes
+        assert last_n is not None
+        length = last_n
         if length == 0 or size == 0:
             raise errors.InvalidRange(RangeRequested=value, ActualObjectSize=str(size))
         return max(0, size - length), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = first_n
+    end = last_n if last_n is not None else size - 1
     if last and end < start:
         return None
     if start >= size:
@@ -419,10 +419,7 @@ def _part_range(record: ObjectRecord, part_number: str,
     if range_header is not None:
         raise errors.InvalidRequest("Cannot specify both Range header and partNumber "
                                     "query parameter")
-    if not part_number.isdigit() or not 1 <= int(part_number) <= 10000:
-        raise errors.InvalidArgument("Part number must be an integer between 1 and 10000",
-                                     ArgumentName="partNumber")
-    number = int(part_number)
+    number = parse_part_number(part_number)
     count = len(record.parts) or 1
     if number > count:
         raise errors.InvalidPartNumber(PartNumberRequested=part_number,

@@ -37,7 +37,7 @@ from cargohold.auth import postpolicy
 from cargohold.checksums import Hasher
 from cargohold.handlers.acls import stored
 from cargohold.handlers.context import Context, Handler, Reply
-from cargohold.handlers.intake import INLINE_MAX
+from cargohold.handlers.intake import INLINE_MAX, freed_if_refused
 from cargohold.handlers.objects import STORAGE_CLASSES, STORED_HEADERS, validate_key
 from cargohold.handlers.tagging import parse_tagging_xml
 from cargohold.http.addressing import Addressing
@@ -118,7 +118,7 @@ async def post_object(ctx: Context) -> Reply:
     plan = checksums.ChecksumPlan(fields, [])
 
     received = await _receive(ctx, form, signed.policy, list(plan.hashers.values()))
-    try:
+    async with freed_if_refused(ctx, [received.blob_id]):
         if signed.policy is not None:
             postpolicy.check_length(signed.policy, received.size)
         if expected_md5 is not None and bytes.fromhex(received.md5_hex) != expected_md5:
@@ -134,11 +134,6 @@ async def post_object(ctx: Context) -> Reply:
             storage_class=storage_class,
         )
         await ctx.services.store.put_object(record)
-    except BaseException:
-        # Never committed: the blob is unreferenced, remove it now (the sweeper would too).
-        if received.blob_id:
-            await ctx.services.blobs.delete([received.blob_id])
-        raise
     return _reply(ctx, fields, record, computed)
 
 

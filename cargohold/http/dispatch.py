@@ -30,6 +30,7 @@ from cargohold.http.conditions import condition_context
 from cargohold.http.sendfile import StreamedResponse, file_response
 from cargohold.http.website import serve as serve_website
 from cargohold.logdelivery import RecordBuffer
+from cargohold.numbers import decimal
 from cargohold.store.base import Bucket, LogRecord, MetadataStore, ObjectRecord
 
 log = logging.getLogger("cargohold.http")
@@ -434,8 +435,9 @@ def _payload_length(request: web.BaseRequest, chunked: bool) -> int | None:
         decoded = request.headers.get("x-amz-decoded-content-length")
         if decoded is None:
             return None
-        if not decoded.isdigit():
+        length = decimal(decoded)
+        if length is None:
             raise errors.InvalidArgument("Invalid x-amz-decoded-content-length",
                                          ArgumentName="x-amz-decoded-content-length")
-        return int(decoded)
+        return length
     return request.content_length
