@@ -99,6 +99,12 @@ def test_actual_responses_and_errors_carry_cors_headers_for_a_matching_origin(
     presigned = rawhttp.send("GET", rawhttp.presign_v4("GET", url), {"Origin": ORIGIN})
     assert presigned.status == 200 and presigned.body == b"cors body"
     assert presigned.headers["access-control-allow-origin"] == ORIGIN
+    # Refused before its bucket was loaded (a bad signature): the headers still come, so
+    # the browser can show the page the real error.
+    forged = rawhttp.send("GET", url, {**rawhttp.sign_v4(
+        "GET", url, creds=rawhttp.credentials(secret_key="wrong")), "Origin": ORIGIN})
+    assert forged.status == 403
+    assert forged.headers["access-control-allow-origin"] == ORIGIN
     stranger = rawhttp.send("GET", url, {**rawhttp.sign_v4("GET", url),
                                          "Origin": "https://evil.example"})
     assert stranger.status == 200 and "access-control-allow-origin" not in stranger.headers

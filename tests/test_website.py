@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -395,3 +397,31 @@ def test_a_website_redirect_location_must_be_a_path_or_an_http_url(s3: Any,
     assert exc.value.response["Error"]["Code"] == "InvalidRedirectLocation"
     s3.put_object(Bucket=bucket, Key="r", Body=b"", WebsiteRedirectLocation="/elsewhere")
     assert s3.head_object(Bucket=bucket, Key="r")["WebsiteRedirectLocation"] == "/elsewhere"
+
+
+def test_a_private_folder_is_not_revealed_by_the_slash_redirect(server: ServerProcess, s3: Any,
+                                                                 bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="secret/index.html", Body=b"<h1>hidden</h1>")
+    s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={
+        "IndexDocument": {"Suffix": "index.html"}})
+    # Nobody may list the bucket or read the folder's index: a folder that exists and one
+    # that does not must look the same.
+    assert visit(server, bucket, "/secret").status == 403
+    assert visit(server, bucket, "/nothing").status == 403
+    s3.put_object_acl(Bucket=bucket, Key="secret/index.html", ACL="public-read")
+    assert visit(server, bucket, "/secret").status == 302
+
+
+def test_a_refused_website_upload_closes_its_connection_at_once(server: ServerProcess,
+                                                                site: str) -> None:
+    start = time.monotonic()
+    head = (f"PUT /page.html HTTP/1.1\r\nHost: {website_host(site, server)}\r\n"
+            "Expect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 405")
+    assert b"connection: close" in response.lower()
+    assert time.monotonic() - start < 5  # not aiohttp's 10-second wait for the body

@@ -14,6 +14,7 @@ from typing import Protocol
 from multidict import CIMultiDictProxy, MultiMapping
 
 from cargohold import errors
+from cargohold.access import ObjectLoader
 from cargohold.auth.model import AuthResult, Principal
 from cargohold.cache import TtlCache
 from cargohold.checksums import Hasher
@@ -94,6 +95,9 @@ class Context:
     # copy's source); built on demand.
     conditions: Callable[[], Mapping[str, Sequence[str]]] | None = None
     remote: str = ""  # the client's address
+    # The object the request names, loaded at most once: the access check may already
+    # have read it (to decide by its ACL or tags), and the handler then uses that read.
+    target: ObjectLoader | None = None
     secure: bool = False  # the request came over TLS
 
     @property
@@ -125,6 +129,18 @@ class Context:
 Handler = Callable[[Context], Awaitable[Reply]]
 
 
+def object_loader(store: MetadataStore, bucket: str, key: str) -> ObjectLoader:
+    """Loads the object at most once however often it is asked for."""
+    loaded: list[ObjectRecord | None] = []
+
+    async def load() -> ObjectRecord | None:
+        if not loaded:
+            loaded.append(await store.get_object(bucket, key))
+        return loaded[0]
+
+    return load
+
+
 def check_version_id(ctx: Context) -> None:
     """Unversioned buckets: only the ``null`` version exists (rclone sends it)."""
     version_id = ctx.query.get("versionId")
@@ -138,7 +154,10 @@ async def load_current_object(ctx: Context) -> ObjectRecord:
     key = ctx.require_key()
     bucket = ctx.require_bucket()
     check_version_id(ctx)
-    record = await ctx.services.store.get_object(bucket.name, key)
+    if ctx.target is not None:
+        record = await ctx.target()
+    else:
+        record = await ctx.services.store.get_object(bucket.name, key)
     if record is None:
         raise errors.NoSuchKey(Key=key)
     return record

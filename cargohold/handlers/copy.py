@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote
 
 from cargohold import access, checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
-from cargohold.handlers.context import Context, Handler, Reply, parse_part_number
+from cargohold.handlers.context import Context, Handler, Reply, object_loader, parse_part_number
 from cargohold.handlers.intake import freed_if_refused
 from cargohold.handlers.multipart import load_upload
 from cargohold.handlers.objects import (
@@ -101,16 +101,14 @@ async def load_source(ctx: Context, source: CopySource) -> ObjectRecord:
     bucket = await store.get_bucket(source.bucket)
     if bucket is None:
         raise errors.NoSuchBucket(BucketName=source.bucket)
-    async def source_object() -> ObjectRecord | None:
-        return await store.get_object(source.bucket, source.key)
-
+    source_object = object_loader(store, source.bucket, source.key)
     await access.authorize(ctx.principal, ALL_OPERATIONS["GetObject"], bucket, source.key,
                            context=ctx.conditions, target=source_object)
     if source.version_id is not None and source.version_id != NULL_VERSION:
         raise errors.InvalidArgument("Invalid version id specified",
                                      ArgumentName="x-amz-copy-source",
                                      ArgumentValue=ctx.headers.get("x-amz-copy-source", ""))
-    record = await store.get_object(source.bucket, source.key)
+    record = await source_object()
     if record is None:
         raise errors.NoSuchKey(Key=source.key)
     check_source_conditions(ctx, record)

@@ -24,14 +24,14 @@ from cargohold import access, accesslog, cors, errors, operations, xmlutil
 from cargohold.auth import PayloadReader, SignedRequest, authenticate
 from cargohold.auth.model import AuthResult
 from cargohold.handlers import HANDLERS
-from cargohold.handlers.context import Context, Reply, Services
+from cargohold.handlers.context import Context, Reply, Services, object_loader
 from cargohold.http.addressing import Address, Addressing
 from cargohold.http.conditions import condition_context
 from cargohold.http.sendfile import StreamedResponse, file_response
 from cargohold.http.website import serve as serve_website
 from cargohold.logdelivery import RecordBuffer
 from cargohold.numbers import decimal
-from cargohold.store.base import Bucket, LogRecord, MetadataStore, ObjectRecord
+from cargohold.store.base import Bucket, LogRecord
 
 log = logging.getLogger("cargohold.http")
 
@@ -45,18 +45,6 @@ _AUTH = "cargohold.auth"
 _ERROR_CODE = "cargohold.error_code"
 _BODY_END = "cargohold.body_end"
 _UNLOADED = object()  # request[_BUCKET] when the request never loaded its bucket
-
-
-def _once(store: MetadataStore, bucket: str, key: str) -> access.ObjectLoader:
-    """Loads the object at most once however often the access check asks for it."""
-    loaded: list[ObjectRecord | None] = []
-
-    async def load() -> ObjectRecord | None:
-        if not loaded:
-            loaded.append(await store.get_object(bucket, key))
-        return loaded[0]
-
-    return load
 
 
 @functools.lru_cache(maxsize=256)
@@ -97,14 +85,19 @@ class Dispatcher:
                 address = self.addressing.resolve(request.headers.get("Host", ""), raw_path)
             except UnicodeDecodeError as exc:
                 raise errors.InvalidURI() from exc
+            # Known before authentication, so a refused request still gets its bucket's
+            # CORS headers and access-log record.
+            request[_BUCKET_NAME] = address.bucket
             if address.website:
                 # The static website endpoint: anonymous pages, never the S3 API.
-                reply = await serve_website(request, request_id, address, self.services)
+                reply = await serve_website(request, request_id, address, self.services,
+                                            await self._bucket_of(request))
+                response = await self._render(request, request_id, reply)
             elif request.method == "OPTIONS":
-                return await self._preflight(request, request_id, address)
+                response = await self._preflight(request, request_id, address)
             else:
                 reply = await self._handle(request, request_id, address, raw_path, raw_query)
-            response = await self._render(request, request_id, reply)
+                response = await self._render(request, request_id, reply)
         except errors.S3Error as exc:
             response = self._error_response(request, request_id, exc, resource)
         except ConnectionResetError:
@@ -113,16 +106,26 @@ class Dispatcher:
             log.exception("internal error handling %s %s", request.method, resource)
             response = self._error_response(request, request_id, errors.InternalError(),
                                             resource)
-        if "Origin" in request.headers:
+        if request.method != "OPTIONS" and "Origin" in request.headers:
             await self._add_cors_headers(request, response)
+        if request.body_exists and not request.content.is_eof():
+            # Answered before its body was read (refused, or a method that takes none): the
+            # connection cannot carry another request (its next bytes may be leftover
+            # body), so say it closes.
+            response.force_close()
+            if (request.headers.get("Expect", "").lower() == "100-continue"
+                    and not request.get(_CONTINUED)):
+                # The client waits for "100 Continue" and will never send the body: end it
+                # here, or aiohttp would linger for it before closing.
+                request.content.feed_eof()
         return response
 
     async def _bucket_of(self, request: web.BaseRequest) -> Bucket | None:
-        """The request's bucket: the one the request path loaded, else looked up."""
-        if _BUCKET in request:
-            return cast(Bucket | None, request[_BUCKET])
-        name = request.get(_BUCKET_NAME)
-        return await self.services.store.get_bucket(name) if name else None
+        """The request's bucket, read from the store at most once per request."""
+        if _BUCKET not in request:
+            name = request.get(_BUCKET_NAME)
+            request[_BUCKET] = await self.services.store.get_bucket(name) if name else None
+        return cast(Bucket | None, request[_BUCKET])
 
     async def _add_cors_headers(self, request: web.BaseRequest,
                                 response: web.StreamResponse) -> None:
@@ -150,8 +153,7 @@ class Dispatcher:
             if origin is None:
                 raise cors.origin_needed()
             method = headers.get("Access-Control-Request-Method")
-            bucket = (await self.services.store.get_bucket(address.bucket)
-                      if address.bucket is not None else None)
+            bucket = await self._bucket_of(request)
             if bucket is None:
                 raise cors.forbidden(cors.BUCKET_NOT_FOUND, method or "OPTIONS", "BUCKET")
             if bucket.cors is None:
@@ -189,9 +191,7 @@ class Dispatcher:
                 " is not implemented by this server.")
         bucket = None
         if address.bucket is not None and operation.name != "CreateBucket":
-            request[_BUCKET_NAME] = address.bucket
-            bucket = await services.store.get_bucket(address.bucket)
-            request[_BUCKET] = bucket
+            bucket = await self._bucket_of(request)
             if bucket is None and not auth.principal.is_anonymous:
                 raise errors.NoSuchBucket(BucketName=address.bucket)
         principal = auth.principal
@@ -199,10 +199,10 @@ class Dispatcher:
         def conditions() -> Mapping[str, Sequence[str]]:
             return condition_context(request, principal)
 
+        target = self._object_loader(bucket, address.key)
         if not operation.authenticates_itself:
-            await access.authorize(
-                principal, operation, bucket, address.key, context=conditions,
-                target=self._object_loader(bucket, address.key))
+            await access.authorize(principal, operation, bucket, address.key,
+                                   context=conditions, target=target)
         content_length = _payload_length(request, auth.payload_mode.is_chunked)
         if operation.max_body is not None and content_length is not None:
             limit = min(operation.max_body, services.settings.max_object_size)
@@ -221,7 +221,7 @@ class Dispatcher:
             auth=auth, services=services,
             body=PayloadReader(request.content, auth, headers),
             content_length=content_length, bucket=bucket, conditions=conditions,
-            remote=request.remote or "", secure=request.secure,
+            remote=request.remote or "", secure=request.secure, target=target,
         )
         try:
             return await handler(ctx)
@@ -237,7 +237,7 @@ class Dispatcher:
                        key: str | None) -> access.ObjectLoader | None:
         if bucket is None or key is None:
             return None
-        return _once(self.services.store, bucket.name, key)
+        return object_loader(self.services.store, bucket.name, key)
 
     async def _render(self, request: web.BaseRequest, request_id: str,
                       reply: Reply) -> web.StreamResponse:
@@ -269,15 +269,6 @@ class Dispatcher:
             body = xmlutil.error_document(exc.code, exc.message, resource, request_id,
                                           exc.fields)
             response = web.Response(status=exc.status, headers=headers, body=body)
-        if request.body_exists and not request.content.is_eof():
-            # Refused before its body was read: the connection cannot carry another request
-            # (its next bytes may be leftover body), so say it closes.
-            response.force_close()
-            if (request.headers.get("Expect", "").lower() == "100-continue"
-                    and not request.get(_CONTINUED)):
-                # The client waits for "100 Continue" and will never send the body: end it
-                # here, or aiohttp would linger for it before closing.
-                request.content.feed_eof()
         return response
 
     # ------------------------------------------------------------------ access log
@@ -291,8 +282,7 @@ class Dispatcher:
         the response has been sent (the request's task is done): nothing waits on I/O.
         """
         try:
-            bucket = (cast(Bucket | None, request[_BUCKET]) if _BUCKET in request
-                      else await self._addressed_bucket(request))
+            bucket = await self._bucket_of(request)
             source = (request.headers.get("x-amz-copy-source")
                       if request.method == "PUT" else None)
             if (bucket is None or bucket.logging is None) and source is None:
@@ -311,16 +301,6 @@ class Dispatcher:
         else:
             # aiohttp runs each request, handler and response writing, in its own task.
             task.add_done_callback(finish)
-
-    async def _addressed_bucket(self, request: web.BaseRequest) -> Bucket | None:
-        try:
-            address = self.addressing.resolve(request.headers.get("Host", ""),
-                                              request.raw_path.partition("?")[0])
-        except UnicodeDecodeError:
-            return None
-        if address.bucket is None:
-            return None
-        return await self.services.store.get_bucket(address.bucket)
 
     async def _log_entries(
         self, request: web.BaseRequest, response: web.StreamResponse, started: float,

@@ -51,11 +51,12 @@ def _config(text: str) -> WebsiteConfig:
 
 
 async def serve(request: web.BaseRequest, request_id: str, address: Address,
-                services: Services) -> Reply:
-    """Answer one request to the website endpoint (never raises an ``S3Error``)."""
+                services: Services, bucket: Bucket | None) -> Reply:
+    """Answer one request to the website endpoint (never raises an ``S3Error``);
+    ``bucket`` is the one ``address`` names, as the dispatcher loaded it."""
     site = _Site(request, request_id, services)
     try:
-        return await site.serve(address)
+        return await site.serve(address, bucket)
     except errors.S3Error as exc:
         return site.error(exc)
     except ConnectionResetError:
@@ -78,12 +79,11 @@ class _Site:
         self.operation = operations.ALL_OPERATIONS[
             "HeadObject" if request.method == "HEAD" else "GetObject"]
 
-    async def serve(self, address: Address) -> Reply:
+    async def serve(self, address: Address, bucket: Bucket | None) -> Reply:
         method = self.request.method
         if method not in METHODS:
             raise errors.MethodNotAllowed(Method=method, ResourceType="OBJECT")
         name = address.bucket or ""
-        bucket = await self.services.store.get_bucket(name) if name else None
         if bucket is None:
             raise errors.NoSuchBucket(BucketName=name)
         if bucket.website is None:
@@ -116,10 +116,15 @@ class _Site:
         store = self.services.store
         record = await store.get_object(bucket.name, object_key)
         if record is None:
-            if object_key == key and key and await store.get_object(
-                    bucket.name, self.config.folder_index_key(key)) is not None:
-                # A folder asked for without its slash: S3 sends the browser to the folder.
-                return _redirect(302, folder_location(key))
+            if object_key == key and key:
+                folder_key = self.config.folder_index_key(key)
+                folder = await store.get_object(bucket.name, folder_key)
+                if folder is not None:
+                    # A folder asked for without its slash: S3 sends the browser to the
+                    # folder, if its index may be read (else the redirect would tell
+                    # strangers which private folders exist).
+                    await self._authorize(self.operation, folder_key, folder)
+                    return _redirect(302, folder_location(key))
             # As on the API: whoever may not list the bucket learns nothing about which
             # keys exist, and gets 403 instead of 404.
             await self._authorize(_LIST, None, None)
@@ -144,6 +149,7 @@ class _Site:
             body=PayloadReader(self.request.content, auth, headers), content_length=None,
             bucket=self._bucket(), conditions=self._conditions,
             remote=self.request.remote or "", secure=self.request.secure,
+            target=_loaded(record),
         )
         return await objects.get_or_head_object(ctx)
 
@@ -167,11 +173,8 @@ class _Site:
 
     async def _authorize(self, operation: operations.Operation, key: str | None,
                          record: ObjectRecord | None) -> None:
-        async def target() -> ObjectRecord | None:
-            return record
-
         await access.authorize(ANONYMOUS, operation, self._bucket(), key,
-                               context=self._conditions, target=target)
+                               context=self._conditions, target=_loaded(record))
 
     def _conditions(self) -> Mapping[str, Sequence[str]]:
         return condition_context(self.request, ANONYMOUS)
@@ -206,3 +209,11 @@ def _error_headers(exc: errors.S3Error) -> dict[str, str]:
 
 def _redirect(status: int, location: str) -> Reply:
     return Reply(status=status, headers={"Location": location}, content_length=0)
+
+
+def _loaded(record: ObjectRecord | None) -> access.ObjectLoader:
+    """A loader that answers with a record already read (one read per page view)."""
+    async def load() -> ObjectRecord | None:
+        return record
+
+    return load
