@@ -194,3 +194,15 @@ def test_a_copy_gets_its_own_acl_and_a_multipart_upload_keeps_the_one_it_asked_f
     s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id,
                                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
     assert curl_status(f"{server.endpoint}/{bucket}/mp") == 200
+
+
+def test_an_empty_acl_header_counts_as_none(server: ServerProcess, s3: Any, bucket: str) -> None:
+    from tests import rawhttp
+
+    url = f"{server.endpoint}/{bucket}/plain"
+    headers = {"x-amz-acl": ""}
+    response = rawhttp.send("PUT", url, {**rawhttp.sign_v4("PUT", url, headers, b"x"),
+                                         **headers}, b"x")
+    assert response.status == 200, response.body
+    grants = s3.get_object_acl(Bucket=bucket, Key="plain")["Grants"]
+    assert [g["Permission"] for g in grants] == ["FULL_CONTROL"]

@@ -318,3 +318,18 @@ def test_numbers_written_with_non_ascii_digits_are_refused_not_a_server_error(
 
     with pytest.raises(errors.InvalidArgument):
         parse_copy_range("bytes=0-\u00b2", 10)
+
+
+def test_delete_objects_with_a_wrong_body_checksum_is_bad_digest_and_deletes_nothing(
+        server: Any, s3: Any, bucket: str) -> None:
+    from tests import rawhttp
+
+    s3.put_object(Bucket=bucket, Key="keep", Body=b"v")
+    body = b"<Delete><Object><Key>keep</Key></Object></Delete>"
+    url = f"{server.endpoint}/{bucket}?delete"
+    wrong = base64.b64encode(zlib.crc32(b"something else").to_bytes(4, "big")).decode()
+    headers = {"x-amz-checksum-crc32": wrong}
+    response = rawhttp.send("POST", url, {**rawhttp.sign_v4("POST", url, headers, body),
+                                          **headers}, body)
+    assert response.status == 400 and b"BadDigest" in response.body
+    assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"v"

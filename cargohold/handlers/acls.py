@@ -52,11 +52,11 @@ async def acl_from_headers(ctx: Context, owner_id: str) -> str:
     private, when there are none)."""
     headers = ctx.headers
     grants = any(name in headers for name in _GRANT_HEADER_NAMES)
-    if "x-amz-acl" not in headers and not grants:
-        return ""
     if not grants:
-        # A canned ACL needs no account lookups.
-        return stored(acl.canned(headers["x-amz-acl"].strip(), owner_id))
+        # A canned ACL (or none: an empty header counts as absent, as in acl.from_headers)
+        # needs no account lookups.
+        canned = headers.get("x-amz-acl", "").strip()
+        return stored(acl.canned(canned, owner_id)) if canned else ""
     accounts = await _accounts(ctx)
     parsed = acl.from_headers(headers, owner_id, accounts.resolve_email,
                               known_id=accounts.known)

@@ -10,7 +10,7 @@ from cargohold import errors, xmlutil
 from cargohold.access import parsed_policy
 from cargohold.handlers.context import Context, Handler, Reply
 from cargohold.handlers.intake import read_small_body
-from cargohold.policy import MAX_POLICY_SIZE, BucketPolicy
+from cargohold.policy import MAX_POLICY_SIZE
 
 # Read a little past the limit so pretty-printed documents can be measured compactly.
 _READ_LIMIT = 10 * MAX_POLICY_SIZE
@@ -22,11 +22,13 @@ async def put_bucket_policy(ctx: Context) -> Reply:
         body = await read_small_body(ctx, _READ_LIMIT)
     except errors.MalformedXML:
         raise errors.MalformedPolicy("Policies must be less than 20 KB") from None
-    BucketPolicy.parse(body, bucket.name)  # raises MalformedPolicy with the reason
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise errors.MalformedPolicy("Policies must be valid UTF-8 JSON") from None
+    # Validates (MalformedPolicy with the reason) and leaves the compiled policy in the
+    # cache the access check reads, so the next request does not parse it again.
+    parsed_policy(text, bucket.name)
     await ctx.services.store.set_bucket_policy(bucket.name, text)
     return Reply(status=204)
 

@@ -11,6 +11,7 @@ import time
 from cargohold import errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
 from cargohold.handlers.context import Context, Handler, Reply
+from cargohold.handlers.intake import read_small_body
 from cargohold.numbers import decimal
 from cargohold.store.base import Bucket
 
@@ -42,7 +43,7 @@ async def create_bucket(ctx: Context) -> Reply:
     assert principal.account_id is not None
     acl_text = await acl_from_headers(ctx, principal.account_id)
     settings = ctx.services.settings
-    body = await ctx.read_body(settings.max_xml_size)
+    body = await read_small_body(ctx, settings.max_xml_size)
     if body.strip():
         root = xmlutil.parse(body, settings.max_xml_size)
         if root.tag != "CreateBucketConfiguration":

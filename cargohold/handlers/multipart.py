@@ -204,6 +204,8 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
     customer_key(ctx, write=False)
     upload = await load_upload(ctx)
     settings = ctx.services.settings
+    # Only Content-MD5 speaks of this body: x-amz-checksum-* headers on a completion are
+    # the whole object's expected checksum, not the XML's (so not read_small_body).
     body = await ctx.read_body(settings.max_xml_size)
     md5_header = ctx.headers.get("Content-MD5")
     if md5_header is not None and hashlib.md5(body, usedforsecurity=False).digest() != (

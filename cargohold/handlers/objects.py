@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from email.utils import formatdate, parsedate_to_datetime
@@ -19,7 +18,7 @@ from cargohold.handlers.context import (
     load_current_object,
     parse_part_number,
 )
-from cargohold.handlers.intake import freed_if_refused, receive_body
+from cargohold.handlers.intake import freed_if_refused, read_small_body, receive_body
 from cargohold.handlers.tagging import tags_from_header
 from cargohold.numbers import decimal
 from cargohold.sse import customer, streams
@@ -442,12 +441,8 @@ async def delete_object(ctx: Context) -> Reply:
 async def delete_objects(ctx: Context) -> Reply:
     bucket = ctx.require_bucket()
     settings = ctx.services.settings
-    body = await ctx.read_body(settings.max_xml_size)
-    md5_header = ctx.headers.get("Content-MD5")
-    if md5_header is not None and hashlib.md5(body, usedforsecurity=False).digest() != (
-        checksums.parse_content_md5(md5_header)
-    ):
-        raise errors.BadDigest()
+    # Content-MD5 or the flexible checksum SDKs send instead (boto3 sends only a CRC32).
+    body = await read_small_body(ctx, settings.max_xml_size)
     root = xmlutil.parse(body, settings.max_xml_size)
     if root.tag != "Delete":
         raise errors.MalformedXML()

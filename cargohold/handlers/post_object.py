@@ -254,7 +254,9 @@ def _addressing(region: str, domain: str) -> Addressing:
 def _object_url(ctx: Context, bucket: str, key: str) -> str:
     """The new object's URL in the style the form was posted with (S3 escapes ``/`` too)."""
     host = ctx.headers.get("Host", "")
-    scheme = "https" if ctx.headers.get("X-Forwarded-Proto", "").lower() == "https" else "http"
+    # TLS terminated here, or by a proxy in front that says so.
+    forwarded = ctx.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    scheme = "https" if ctx.secure or forwarded else "http"
     settings = ctx.services.settings
     path = quote(key, safe="")
     if _addressing(settings.region, settings.domain).host_bucket(host) != bucket:
