@@ -146,11 +146,16 @@ class LogDeliverer:
         """Deliver everything queued; returns the number of log files written."""
         written = 0
         for target in await self.store.pending_log_targets():
-            while True:
-                batch = await self.store.take_log_batch(target, self.batch_limit)
-                written += await self._deliver(target, batch)
-                if len(batch) < self.batch_limit:
-                    break
+            try:
+                while True:
+                    batch = await self.store.take_log_batch(target, self.batch_limit)
+                    written += await self._deliver(target, batch)
+                    if len(batch) < self.batch_limit:
+                        break
+            except Exception:
+                # One failing target must not starve the others: its records stay queued
+                # and are tried again next round.
+                log.exception("delivering access logs into %r failed", target)
         return written
 
     async def _deliver(self, target: str, batch: list[tuple[int, str, str]]) -> int:

@@ -195,11 +195,16 @@ async def run_worker(settings: Settings, index: int,
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await runner.cleanup()
-        # After the last requests finished, before the store closes: records still in
-        # memory reach the queue (a kill -9 loses them; see cargohold/logdelivery.py).
-        await access_log.close()
-        await store.close()
+        try:
+            await runner.cleanup()
+        finally:
+            try:
+                # After the last requests finished, before the store closes: records
+                # still in memory reach the queue (a kill -9 loses them; see
+                # cargohold/logdelivery.py), even if the HTTP shutdown failed.
+                await access_log.close()
+            finally:
+                await store.close()
 
 
 def _worker_main(settings: Settings, index: int) -> None:

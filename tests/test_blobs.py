@@ -281,3 +281,39 @@ def test_blobs_of_a_refused_commit_are_freed_but_a_cancelled_commit_keeps_them(
         assert os.path.exists(blobs.path(cancelled))
 
     asyncio.run(scenario())
+
+
+def test_a_clone_of_an_old_blob_looks_new_to_the_orphan_sweeper(blobs: BlobStore) -> None:
+    source = asyncio.run(write_blob(blobs, b"old bytes"))
+    age(blobs.path(source), 7200)
+    clone = asyncio.run(blobs.clone(source))
+    # A hard link shares the inode and would keep the source's old mtime: the sweeper
+    # (grace one hour) must not take the uncommitted clone for an old orphan.
+    assert clone not in set(blobs.iter_blob_ids(time.time() - 3600))
+    with open(blobs.path(clone), "rb") as copied:
+        assert copied.read() == b"old bytes"
+
+
+def test_a_failing_periodic_pass_is_logged_and_retried() -> None:
+    import logging
+
+    from cargohold.periodic import run_periodically
+
+    calls: list[int] = []
+
+    async def step() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError("first pass fails")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(
+            run_periodically(step, 0.01, logging.getLogger("test"), "test pass"))
+        while len(calls) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert len(calls) >= 3

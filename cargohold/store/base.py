@@ -7,6 +7,9 @@ same protocol and runs the same contract tests (``tests/test_store_contract.py``
 Rules every implementation keeps:
 
 * Keys compare by their UTF-8 bytes (listing order is byte order).
+* A blob id belongs to one record (object, part or upload part) at a time: a copy gets
+  new ids (hard links), never a second reference, so freeing a replaced record's blobs
+  can never pull bytes from under another.
 * A write is one transaction: ``put_object`` commits the record and, in the same
   transaction, queues the blob it replaced for deletion (``pending_blob_deletions``), so no
   crash loses track of a blob.

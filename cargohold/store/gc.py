@@ -65,8 +65,9 @@ class BlobCollector:
             ids = await self.store.pending_blob_deletions(QUEUE_BATCH)
             if not ids:
                 return deleted
-            # A queued blob that an object references again (re-put with the same blob, or a
-            # future copy sharing blobs) must survive: only unreferenced ones are removed.
+            # Every blob name has one owner (copies hard-link under new names), so a queued
+            # blob is normally unreferenced; this check is a guard, not a sharing scheme:
+            # it is not atomic with the unlink, so blobs must never be shared by design.
             still_used = await self.store.referenced_blobs(ids)
             deleted += await self.blobs.delete(i for i in ids if i not in still_used)
             await self.store.forget_blob_deletions(ids)
