@@ -7,6 +7,9 @@ start their own with :class:`ServerProcess`.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import shutil
 import signal
@@ -23,6 +26,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+
+from cargohold import cli
 
 ACCESS_KEY = "CHTESTROOTKEY0000001"
 SECRET_KEY = "test-root-secret-key-for-cargohold-0001"
@@ -170,3 +175,30 @@ def aws_cli() -> str:
     if found is None:
         pytest.fail("the aws cli is not installed (pip install awscli)")
     return found
+
+
+@dataclass
+class AdminResult:
+    """What ``cargohold admin`` printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def admin(server: ServerProcess, *args: str, check: bool = True) -> Any:
+    """``cargohold admin --json ARGS`` on the server's store, run in this process: a fresh
+    interpreter per call cost seconds under xdist (the console entry point itself is
+    tested in test_admin). With ``check``, the parsed JSON; else an :class:`AdminResult`.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(["admin", "--data-dir", str(server.data_dir), "--json", *args])
+        except SystemExit as exc:  # argparse refusing the arguments
+            code = exc.code if isinstance(exc.code, int) else 1
+    result = AdminResult(code, out.getvalue(), err.getvalue())
+    if check:
+        assert code == 0, result.stderr
+        return json.loads(result.stdout)
+    return result

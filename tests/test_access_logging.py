@@ -21,8 +21,7 @@ from cargohold.store.base import Account, Bucket, LogRecord, ObjectRecord
 from cargohold.store.blobs import BlobStore
 from cargohold.store.sqlite import SqliteStore
 from tests import rawhttp
-from tests.conftest import ServerProcess, make_client
-from tests.test_admin import admin
+from tests.conftest import ServerProcess, admin, make_client
 from tests.test_buckets import error_code, status
 from tests.test_tls import make_verified_client, self_signed
 

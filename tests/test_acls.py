@@ -13,9 +13,8 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import ServerProcess, make_client
+from tests.conftest import ServerProcess, admin, make_client
 from tests.test_access_keys import OK, outcome
-from tests.test_admin import admin
 from tests.test_buckets import error_code, status
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ServerProcess, make_client
+from tests.conftest import ServerProcess, admin, make_client
 from tests.test_access_keys import OK, outcome
-from tests.test_admin import admin
 from tests.test_buckets import error_code, status
 
 

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ServerProcess, make_client
-from tests.test_admin import admin
+from tests.conftest import ServerProcess, admin, make_client
 from tests.test_buckets import error_code, status
 
 MIB = 1024 * 1024
