@@ -978,29 +978,47 @@ async def test_small_objects_keep_their_bytes_inline_until_replaced_or_deleted(
     assert again is not None and again.inline is None
 
 
-@aio
-async def test_upgrading_the_schema_backfills_listing_checksum_columns(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def store_upgraded_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int,
+                              *rows: tuple[str, tuple[Any, ...]]) -> SqliteStore:
+    """A store created at schema ``version`` holding the owner, the bucket and ``rows``
+    (raw SQL: today's methods write columns an old schema lacks), then opened by today's
+    code, which migrates it."""
     import cargohold.store.sqlite as sqlite_module
 
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 3])
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= version])
     old = SqliteStore(tmp_path / "m.db")
     await old.open()
     await old.create_account(Account(OWNER, "owner", "Owner", "", time.time()))
     conn = old._write_conn
     assert conn is not None
-    # Raw SQL: today's create_bucket writes columns an old schema does not have.
     conn.execute("INSERT INTO buckets (name, owner_id, region, created) "
                  "VALUES (?, ?, 'nyc3', 0)", (BUCKET, OWNER))
-    conn.execute(
-        "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
-        "content_type, checksums) VALUES (?, ?, 'null', '', 0, ?, 0, 'x', ?)",
-        (BUCKET, b"k", "e" * 32, '{"SHA256":"abc=","type":"COMPOSITE"}'))
+    for sql, params in rows:
+        conn.execute(sql, params)
     conn.commit()
     await old.close()
     monkeypatch.undo()
     new = SqliteStore(tmp_path / "m.db")
     await new.open()
+    return new
+
+
+_OLD_OBJECT = ("INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, "
+               "last_modified, content_type) VALUES (?, ?, 'null', '', 0, ?, 0, 'x')",
+               (BUCKET, b"k", "e" * 32))
+_OLD_UPLOAD = ("INSERT INTO uploads (upload_id, bucket, key, owner_id, initiated, content_type, "
+               "headers, metadata, checksum_algorithm, checksum_type, storage_class) "
+               "VALUES ('u1', ?, ?, ?, 1.0, 'x', '{}', '{}', '', '', 'STANDARD')",
+               (BUCKET, b"k", OWNER))
+
+
+@aio
+async def test_upgrading_the_schema_backfills_listing_checksum_columns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    new = await store_upgraded_from(tmp_path, monkeypatch, 3, (
+        "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
+        "content_type, checksums) VALUES (?, ?, 'null', '', 0, ?, 0, 'x', ?)",
+        (BUCKET, b"k", "e" * 32, '{"SHA256":"abc=","type":"COMPOSITE"}')))
     try:
         entry = (await new.list_objects(BUCKET)).entries[0]
         assert (entry.checksum_algorithm, entry.checksum_type) == ("SHA256", "COMPOSITE")
@@ -1011,30 +1029,7 @@ async def test_upgrading_the_schema_backfills_listing_checksum_columns(
 @aio
 async def test_upgrading_the_schema_gives_existing_objects_and_uploads_no_tags(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cargohold.store.sqlite as sqlite_module
-
-    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 4])
-    old = SqliteStore(tmp_path / "m.db")
-    await old.open()
-    await old.create_account(Account(OWNER, "owner", "Owner", "", time.time()))
-    conn = old._write_conn
-    assert conn is not None
-    # Raw SQL: today's create_bucket writes columns an old schema does not have.
-    conn.execute("INSERT INTO buckets (name, owner_id, region, created) "
-                 "VALUES (?, ?, 'nyc3', 0)", (BUCKET, OWNER))
-    conn.execute(
-        "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
-        "content_type) VALUES (?, ?, 'null', '', 0, ?, 0, 'x')", (BUCKET, b"k", "e" * 32))
-    conn.execute(
-        "INSERT INTO uploads (upload_id, bucket, key, owner_id, initiated, content_type, "
-        "headers, metadata, checksum_algorithm, checksum_type, storage_class) "
-        "VALUES ('u1', ?, ?, ?, 1.0, 'x', '{}', '{}', '', '', 'STANDARD')",
-        (BUCKET, b"k", OWNER))
-    conn.commit()
-    await old.close()
-    monkeypatch.undo()
-    new = SqliteStore(tmp_path / "m.db")
-    await new.open()
+    new = await store_upgraded_from(tmp_path, monkeypatch, 4, _OLD_OBJECT, _OLD_UPLOAD)
     try:
         got = await new.get_object(BUCKET, "k")
         assert got is not None and got.tags == {}
@@ -1042,5 +1037,23 @@ async def test_upgrading_the_schema_gives_existing_objects_and_uploads_no_tags(
         assert pending is not None and pending.tags == {}
         tagged = await new.set_object_tags(BUCKET, "k", {"a": "1"})
         assert tagged.tags == {"a": "1"} and tagged.etag == "e" * 32
+    finally:
+        await new.close()
+
+
+@aio
+async def test_upgrading_the_schema_leaves_old_rows_plain_private_and_unconfigured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    new = await store_upgraded_from(tmp_path, monkeypatch, 5, _OLD_OBJECT, _OLD_UPLOAD)
+    try:
+        bucket = await new.get_bucket(BUCKET)
+        assert bucket is not None
+        assert (bucket.acl, bucket.policy, bucket.cors, bucket.website, bucket.logging) == (
+            "", None, None, None, None)
+        got = await new.get_object(BUCKET, "k")
+        assert got is not None and (got.acl, got.sse) == ("", "")
+        pending = await new.get_upload(BUCKET, "k", "u1")
+        assert pending is not None and (pending.acl, pending.sse) == ("", "")
+        assert await new.pending_log_targets() == []
     finally:
         await new.close()
