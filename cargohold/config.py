@@ -39,6 +39,11 @@ class Settings:
     multipart_expiry_seconds: float = 30 * 24 * 3600.0
     # How often worker 0 writes queued access-log records into their target buckets.
     log_delivery_interval_seconds: float = 300.0
+    # The length of a lifecycle "day": rule ages count in these and due times round up to
+    # multiples of it (86400: midnight UTC, as S3). Tests shrink it to see rules act.
+    lifecycle_day_seconds: float = 86400.0
+    # How often worker 0 applies lifecycle rules (expiring objects, aborting uploads).
+    lifecycle_interval_seconds: float = 60.0
     # SSE-C over plain HTTP (S3 refuses it: the key travels in a header): "loopback" allows
     # it from loopback clients (local development), "always", or "never".
     sse_c_over_http: str = "loopback"

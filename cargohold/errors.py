@@ -210,3 +210,7 @@ InvalidTargetBucketForLogging = _error("InvalidTargetBucketForLogging",
                                        "for the log-delivery group.")
 InvalidRedirectLocation = _error("InvalidRedirectLocation", "InvalidRedirectLocation", 400,
                                  "The website redirect location is not valid.")
+# Bucket lifecycle (cargohold/lifecycle.py)
+NoSuchLifecycleConfiguration = _error("NoSuchLifecycleConfiguration",
+                                      "NoSuchLifecycleConfiguration", 404,
+                                      "The lifecycle configuration does not exist")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from cargohold.handlers import (
     acls,
     bucket_config,
+    bucket_lifecycle,
     bucket_logging,
     bucket_policy,
+    bucket_versioning,
     buckets,
     copy,
     listing,
@@ -25,8 +27,10 @@ HANDLERS: dict[str, Handler] = {
     **tagging.HANDLERS,
     **copy.HANDLERS,
     **bucket_policy.HANDLERS,
+    **bucket_versioning.HANDLERS,
     **bucket_config.HANDLERS,
     **bucket_logging.HANDLERS,
+    **bucket_lifecycle.HANDLERS,
     **acls.HANDLERS,
     **post_object.HANDLERS,
 }

@@ -13,8 +13,8 @@ from cargohold.handlers.context import (
     Context,
     Handler,
     Reply,
-    check_version_id,
     load_current_object,
+    requested_version,
 )
 from cargohold.handlers.intake import read_small_body
 from cargohold.store.base import Account
@@ -99,9 +99,9 @@ async def get_object_acl(ctx: Context) -> Reply:
 async def put_object_acl(ctx: Context) -> Reply:
     bucket = ctx.require_bucket()
     key = ctx.require_key()
-    check_version_id(ctx)
+    version_id = requested_version(ctx)
     new = await _new_acl(ctx, bucket.owner_id)
-    await ctx.services.store.set_object_acl(bucket.name, key, stored(new))
+    await ctx.services.store.set_object_acl(bucket.name, key, stored(new), version_id)
     return Reply()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Protocol
 
 from multidict import CIMultiDictProxy, MultiMapping
@@ -21,7 +22,13 @@ from cargohold.checksums import Hasher
 from cargohold.config import Settings
 from cargohold.numbers import decimal
 from cargohold.operations import Operation
-from cargohold.store.base import NULL_VERSION, AccessKey, Bucket, MetadataStore, ObjectRecord
+from cargohold.store.base import (
+    AccessKey,
+    Bucket,
+    MetadataStore,
+    ObjectRecord,
+    is_version_id,
+)
 from cargohold.store.blobs import BlobStore
 
 # How long a worker trusts a cached access key (see cargohold/cache.py).
@@ -129,38 +136,81 @@ class Context:
 Handler = Callable[[Context], Awaitable[Reply]]
 
 
-def object_loader(store: MetadataStore, bucket: str, key: str) -> ObjectLoader:
-    """Loads the object at most once however often it is asked for."""
+def object_loader(store: MetadataStore, bucket: str, key: str,
+                  version_id: str | None = None) -> ObjectLoader:
+    """Loads the object (or the version ``version_id``, delete markers included) at most
+    once however often it is asked for."""
     loaded: list[ObjectRecord | None] = []
 
     async def load() -> ObjectRecord | None:
         if not loaded:
-            loaded.append(await store.get_object(bucket, key))
+            loaded.append(await store.get_object(bucket, key) if version_id is None
+                          else await store.get_version(bucket, key, version_id))
         return loaded[0]
 
     return load
 
 
-def check_version_id(ctx: Context) -> None:
-    """Unversioned buckets: only the ``null`` version exists (rclone sends it)."""
-    version_id = ctx.query.get("versionId")
-    if version_id is not None and version_id != NULL_VERSION:
+def requested_version(ctx: Context, parameter: str = "versionId") -> str | None:
+    """The version a request names (``None`` for the current one); ``InvalidArgument`` for
+    an id this server cannot have made."""
+    version_id = ctx.query.get(parameter)
+    if version_id is not None and not is_version_id(version_id):
         raise errors.InvalidArgument("Invalid version id specified",
-                                     ArgumentName="versionId", ArgumentValue=version_id)
+                                     ArgumentName=parameter, ArgumentValue=version_id)
+    return version_id
+
+
+async def load_version(store: MetadataStore, bucket: Bucket, key: str,
+                       version_id: str | None, method: str,
+                       loader: ObjectLoader | None = None) -> ObjectRecord:
+    """The current object or the version named, as S3 refuses the missing ones.
+
+    No current object: ``NoSuchKey``, with ``x-amz-delete-marker`` when a delete marker
+    hides the key. A named version: ``NoSuchVersion`` when absent, 405 ``MethodNotAllowed``
+    when it is a delete marker.
+    """
+    if loader is not None:
+        record = await loader()
+    elif version_id is None:
+        record = await store.get_object(bucket.name, key)
+    else:
+        record = await store.get_version(bucket.name, key, version_id)
+    if version_id is None:
+        if record is not None:
+            return record
+        missing = errors.NoSuchKey(Key=key)
+        marker = await store.get_version(bucket.name, key, None) if bucket.versioning else None
+        if marker is not None and marker.delete_marker:
+            missing.headers.update({"x-amz-delete-marker": "true",
+                                    "x-amz-version-id": marker.version_id})
+        raise missing
+    if record is None:
+        raise errors.NoSuchVersion(Key=key, VersionId=version_id)
+    if record.delete_marker:
+        refused = errors.MethodNotAllowed(
+            "The specified method is not allowed against this resource.",
+            Method=method, ResourceType="DeleteMarker")
+        refused.headers.update({"x-amz-delete-marker": "true", "x-amz-version-id": version_id,
+                                "Last-Modified": formatdate(int(record.last_modified),
+                                                            usegmt=True)})
+        raise refused
+    return record
 
 
 async def load_current_object(ctx: Context) -> ObjectRecord:
-    """The object the request names (its ``null`` version); ``NoSuchKey`` when absent."""
-    key = ctx.require_key()
-    bucket = ctx.require_bucket()
-    check_version_id(ctx)
-    if ctx.target is not None:
-        record = await ctx.target()
-    else:
-        record = await ctx.services.store.get_object(bucket.name, key)
-    if record is None:
-        raise errors.NoSuchKey(Key=key)
-    return record
+    """The object the request names: the current one, or the version of ``versionId``
+    (errors as :func:`load_version`)."""
+    return await load_version(ctx.services.store, ctx.require_bucket(), ctx.require_key(),
+                              requested_version(ctx), ctx.method, ctx.target)
+
+
+def version_headers(bucket: Bucket, version_id: str) -> dict[str, str]:
+    """``x-amz-version-id`` for an object of a bucket that has (had) versioning, or for a
+    version that is not ``null``; nothing for a bucket that never had versioning."""
+    if bucket.versioning or version_id != "null":
+        return {"x-amz-version-id": version_id}
+    return {}
 
 
 MAX_PART_NUMBER = 10_000

@@ -27,7 +27,15 @@ from urllib.parse import parse_qs, unquote
 
 from cargohold import access, checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
-from cargohold.handlers.context import Context, Handler, Reply, object_loader, parse_part_number
+from cargohold.handlers.context import (
+    Context,
+    Handler,
+    Reply,
+    load_version,
+    object_loader,
+    parse_part_number,
+    version_headers,
+)
 from cargohold.handlers.intake import freed_if_refused
 from cargohold.handlers.multipart import load_upload
 from cargohold.handlers.objects import (
@@ -46,7 +54,7 @@ from cargohold.numbers import decimal
 from cargohold.operations import ALL_OPERATIONS
 from cargohold.sse import customer, streams
 from cargohold.sse.chunks import ObjectCipher
-from cargohold.store.base import NULL_VERSION, ObjectRecord, PartRef, UploadedPart
+from cargohold.store.base import NULL_VERSION, ObjectRecord, PartRef, UploadedPart, is_version_id
 from cargohold.store.blobs import BlobWriter
 
 # S3's cap on a CopyObject source and on one copied part.
@@ -101,18 +109,28 @@ async def load_source(ctx: Context, source: CopySource) -> ObjectRecord:
     bucket = await store.get_bucket(source.bucket)
     if bucket is None:
         raise errors.NoSuchBucket(BucketName=source.bucket)
-    source_object = object_loader(store, source.bucket, source.key)
+    source_object = object_loader(store, source.bucket, source.key, source.version_id)
     await access.authorize(ctx.principal, ALL_OPERATIONS["GetObject"], bucket, source.key,
                            context=ctx.conditions, target=source_object)
-    if source.version_id is not None and source.version_id != NULL_VERSION:
+    if source.version_id is not None and not is_version_id(source.version_id):
         raise errors.InvalidArgument("Invalid version id specified",
                                      ArgumentName="x-amz-copy-source",
                                      ArgumentValue=ctx.headers.get("x-amz-copy-source", ""))
-    record = await source_object()
-    if record is None:
-        raise errors.NoSuchKey(Key=source.key)
+    try:
+        record = await load_version(store, bucket, source.key, source.version_id, "GET",
+                                    source_object)
+    except errors.MethodNotAllowed:
+        raise errors.InvalidRequest("The source of a copy request may not specifically refer "
+                                    "to a delete marker by version id.") from None
     check_source_conditions(ctx, record)
     return record
+
+
+def source_version_headers(source: CopySource, record: ObjectRecord) -> dict[str, str]:
+    """``x-amz-copy-source-version-id`` when the source is (or was named as) a version."""
+    if source.version_id is not None or record.version_id != NULL_VERSION:
+        return {"x-amz-copy-source-version-id": record.version_id}
+    return {}
 
 
 def _directive(ctx: Context, header: str, what: str) -> str:
@@ -320,7 +338,8 @@ async def copy_object(ctx: Context) -> Reply:
     # Checked before anything is read: a missing or wrong source key is S3's error, not a
     # failed decryption.
     encrypted = _source_cipher(record, source_key) is not None or target_key is not None
-    if source.bucket == bucket.name and source.key == key and not (
+    # Copying a named version over its own key restores it: that is not a no-op.
+    if source.bucket == bucket.name and source.key == key and source.version_id is None and not (
             replace_metadata or storage_header is not None or algorithm or encrypted):
         raise errors.InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "
@@ -354,10 +373,12 @@ async def copy_object(ctx: Context) -> Reply:
         if new_tags is not None:
             changes["tags"] = new_tags
         new_record = dataclasses.replace(clone, **changes)  # type: ignore[arg-type]
-        await ctx.services.store.put_object(new_record, if_match=if_match,
-                                            if_none_match=if_none_match)
+        version_id = await ctx.services.store.put_object(new_record, if_match=if_match,
+                                                         if_none_match=if_none_match)
     reply = _result_xml("CopyObjectResult", new_record.etag, new_record.last_modified,
                         new_record.checksums)
+    reply.headers.update(source_version_headers(source, record))
+    reply.headers.update(version_headers(bucket, version_id))
     if target_key is not None:
         reply.headers.update(target_key.response_headers())
     return reply
@@ -413,6 +434,7 @@ async def upload_part_copy(ctx: Context) -> Reply:
     async with freed_if_refused(ctx, [blob_id]):
         await ctx.services.store.put_part(part)
     reply = _result_xml("CopyPartResult", part.etag, part.last_modified, sums)
+    reply.headers.update(source_version_headers(source, record))
     if target_key is not None:
         reply.headers.update(target_key.response_headers())
     return reply

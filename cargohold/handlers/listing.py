@@ -14,7 +14,7 @@ from urllib.parse import quote_plus
 
 from cargohold import errors, xmlutil
 from cargohold.handlers.context import Context, Handler, Reply
-from cargohold.store.base import NULL_VERSION, Account, ListEntry, ListPage
+from cargohold.store.base import Account, ListEntry, ListPage, VersionEntry, is_version_id
 
 MAX_KEYS = 1000
 
@@ -64,8 +64,8 @@ def _owner_xml(owner: Account | None, owner_id: str) -> str:
             f"{xmlutil.element('DisplayName', display)}</Owner>")
 
 
-def _contents(entries: list[ListEntry], enc: Callable[[str], str], owner_xml: str | None,
-              tag: str = "Contents", versions: bool = False) -> list[str]:
+def _contents(entries: list[ListEntry], enc: Callable[[str], str],
+              owner_xml: str | None) -> list[str]:
     """Entry elements (a thousand per page: the unencoded case skips a call per key)."""
     plain = enc is _identity
     parts = []
@@ -74,16 +74,14 @@ def _contents(entries: list[ListEntry], enc: Callable[[str], str], owner_xml: st
     table = xmlutil.XML_ESCAPES
     for entry in entries:
         key = entry.key if plain else enc(entry.key)
-        version = (f"<VersionId>{entry.version_id}</VersionId><IsLatest>true</IsLatest>"
-                   if versions else "")
         checksum = (f"<ChecksumAlgorithm>{entry.checksum_algorithm}</ChecksumAlgorithm>"
                     f"<ChecksumType>{entry.checksum_type}</ChecksumType>"
-                    if entry.checksum_algorithm and not versions else "")
+                    if entry.checksum_algorithm else "")
         parts.append(
-            f"<{tag}><Key>{key.translate(table)}</Key>{version}"
+            f"<Contents><Key>{key.translate(table)}</Key>"
             f"<LastModified>{iso_time(entry.last_modified)}</LastModified>"
             f"<ETag>&quot;{entry.etag}&quot;</ETag>{checksum}<Size>{entry.size}</Size>"
-            f"{owner}<StorageClass>{entry.storage_class}</StorageClass></{tag}>"
+            f"{owner}<StorageClass>{entry.storage_class}</StorageClass></Contents>"
         )
     return parts
 
@@ -177,33 +175,59 @@ async def list_objects_v2(ctx: Context) -> Reply:
 
 
 async def list_object_versions(ctx: Context) -> Reply:
-    """Unversioned buckets: every object is its own ``null`` version (cleanup tools ask)."""
+    """Every version and delete marker, by key and newest first; a bucket that never had
+    versioning shows each object as its ``null`` version (cleanup tools ask)."""
+    bucket = ctx.require_bucket()
     enc = _encoder(ctx)
     max_keys = _max_keys(ctx)
     key_marker = ctx.query.get("key-marker", "")
     version_marker = ctx.query.get("version-id-marker", "")
     if version_marker and not key_marker:
         raise errors.InvalidArgument("A version-id marker cannot be specified without a key "
-                                     "marker.", ArgumentName="version-id-marker")
-    if version_marker and version_marker != NULL_VERSION:
+                                     "marker.", ArgumentName="version-id-marker",
+                                     ArgumentValue=version_marker)
+    if version_marker and not is_version_id(version_marker):
         raise errors.InvalidArgument("Invalid version id specified",
-                                     ArgumentName="version-id-marker")
-    # With only a null version per key, a (key, "null") marker means "after this key";
-    # a key marker alone means the same.
-    page = await _page(ctx, key_marker, max_keys)
-    owner = _owner_xml(await _owner(ctx), ctx.require_bucket().owner_id)
+                                     ArgumentName="version-id-marker",
+                                     ArgumentValue=version_marker)
+    page = await ctx.services.store.list_object_versions(
+        bucket.name, prefix=ctx.query.get("prefix", ""),
+        delimiter=ctx.query.get("delimiter", ""), key_marker=key_marker,
+        version_id_marker=version_marker, max_keys=max_keys)
+    owner = _owner_xml(await _owner(ctx), bucket.owner_id)
     parts = _common_fields(ctx, enc, max_keys)
     parts.insert(2, xmlutil.element("KeyMarker", enc(key_marker)))
     parts.insert(3, xmlutil.element("VersionIdMarker", version_marker))
     parts.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
-    if page.is_truncated and page.next_marker is not None:
-        parts.append(xmlutil.element("NextKeyMarker", enc(page.next_marker)))
-        if page.entries and page.entries[-1].key == page.next_marker:
-            parts.append(xmlutil.element("NextVersionIdMarker", NULL_VERSION))
-    parts += _contents(page.entries, enc, owner, tag="Version", versions=True)
+    if page.next_key_marker is not None:
+        parts.append(xmlutil.element("NextKeyMarker", enc(page.next_key_marker)))
+    if page.next_version_id_marker is not None:
+        parts.append(xmlutil.element("NextVersionIdMarker", page.next_version_id_marker))
+    parts += _versions(page.entries, enc, owner)
     parts += _prefixes(page.common_prefixes, enc)
     return Reply(body=xmlutil.document("ListVersionsResult", parts),
                  headers={"Content-Type": "application/xml"})
+
+
+def _versions(entries: list[VersionEntry], enc: Callable[[str], str], owner: str) -> list[str]:
+    """``<Version>`` and ``<DeleteMarker>`` elements, in listing order."""
+    iso_time = xmlutil.iso_time
+    parts = []
+    for entry in entries:
+        head = (f"<Key>{xmlutil.escape(enc(entry.key))}</Key>"
+                f"<VersionId>{entry.version_id}</VersionId>"
+                f"<IsLatest>{'true' if entry.is_latest else 'false'}</IsLatest>"
+                f"<LastModified>{iso_time(entry.last_modified)}</LastModified>")
+        if entry.delete_marker:
+            parts.append(f"<DeleteMarker>{head}{owner}</DeleteMarker>")
+            continue
+        checksum = (f"<ChecksumAlgorithm>{entry.checksum_algorithm}</ChecksumAlgorithm>"
+                    f"<ChecksumType>{entry.checksum_type}</ChecksumType>"
+                    if entry.checksum_algorithm else "")
+        parts.append(f"<Version>{head}<ETag>&quot;{entry.etag}&quot;</ETag>{checksum}"
+                     f"<Size>{entry.size}</Size><StorageClass>{entry.storage_class}"
+                     f"</StorageClass>{owner}</Version>")
+    return parts
 
 
 HANDLERS: dict[str, Handler] = {

@@ -22,7 +22,13 @@ from awscrt import checksums as crt
 
 from cargohold import checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
-from cargohold.handlers.context import Context, Handler, Reply, parse_part_number
+from cargohold.handlers.context import (
+    Context,
+    Handler,
+    Reply,
+    parse_part_number,
+    version_headers,
+)
 from cargohold.handlers.intake import freed_if_refused, receive_body
 from cargohold.handlers.objects import (
     STORAGE_CLASSES,
@@ -255,12 +261,12 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
         parts=tuple(PartRef(number=p.number, blob_id=p.blob_id, size=p.size, etag=p.etag,
                             checksums=p.checksums) for p in chosen),
     )
-    await store.complete_upload(upload.upload_id, record, if_match=if_match,
-                                if_none_match=if_none_match)
+    version_id = await store.complete_upload(upload.upload_id, record, if_match=if_match,
+                                             if_none_match=if_none_match)
     parts = [xmlutil.element("Location", f"/{upload.bucket}/{upload.key}"),
              xmlutil.element("Bucket", upload.bucket), xmlutil.element("Key", upload.key),
              f"<ETag>&quot;{etag}&quot;</ETag>"]
-    headers = {}
+    headers = version_headers(ctx.require_bucket(), version_id)
     for algorithm, value in combined.items():
         if algorithm == "type":
             parts.append(xmlutil.element("ChecksumType", value))

@@ -14,16 +14,17 @@ from cargohold.handlers.context import (
     FileSegment,
     Handler,
     Reply,
-    check_version_id,
     load_current_object,
     parse_part_number,
+    requested_version,
+    version_headers,
 )
 from cargohold.handlers.intake import freed_if_refused, read_small_body, receive_body
 from cargohold.handlers.tagging import tags_from_header
 from cargohold.numbers import decimal
 from cargohold.sse import customer, streams
 from cargohold.sse.chunks import CorruptBlob, ObjectCipher
-from cargohold.store.base import NULL_VERSION, ObjectRecord
+from cargohold.store.base import DeleteResult, ObjectRecord, is_version_id
 
 MAX_KEY_BYTES = 1024
 MAX_DELETE_KEYS = 1000
@@ -141,9 +142,9 @@ async def put_object(ctx: Context) -> Reply:
         storage_class=storage_class,
     )
     async with freed_if_refused(ctx, [received.blob_id]):
-        await ctx.services.store.put_object(record, if_match=if_match,
-                                            if_none_match=if_none_match)
-    reply_headers = {"ETag": f'"{record.etag}"'}
+        version_id = await ctx.services.store.put_object(record, if_match=if_match,
+                                                         if_none_match=if_none_match)
+    reply_headers = {"ETag": f'"{record.etag}"', **version_headers(bucket, version_id)}
     for algorithm, value in computed.items():
         reply_headers[checksums.header_name(algorithm)] = value
     if computed:
@@ -316,6 +317,7 @@ async def get_or_head_object(ctx: Context) -> Reply:
     if part_range is not None:
         byte_range = part_range
     headers = object_headers(record, checksum_mode=checksum_mode and byte_range is None)
+    headers.update(version_headers(ctx.require_bucket(), record.version_id))
     if record.parts and part_number is not None:
         headers["x-amz-mp-parts-count"] = str(len(record.parts))
     if byte_range is not None:
@@ -433,9 +435,14 @@ def _part_range(record: ObjectRecord, part_number: str,
 async def delete_object(ctx: Context) -> Reply:
     key = ctx.require_key()
     bucket = ctx.require_bucket()
-    check_version_id(ctx)
-    await ctx.services.store.delete_object(bucket.name, key)
-    return Reply(status=204)
+    version_id = requested_version(ctx)
+    result = await ctx.services.store.delete_object(bucket.name, key, version_id)
+    headers = {}
+    if result.version_id is not None:
+        headers["x-amz-version-id"] = result.version_id
+    if result.delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    return Reply(status=204, headers=headers)
 
 
 async def delete_objects(ctx: Context) -> Reply:
@@ -456,24 +463,32 @@ async def delete_objects(ctx: Context) -> Reply:
     if not requested or len(requested) > MAX_DELETE_KEYS:
         raise errors.MalformedXML()
     parts: list[str] = []
-    deletable: list[str] = []
+    deletable: list[tuple[str, str | None]] = []
     for key, version_id in requested:
         if not key or len(key.encode()) > MAX_KEY_BYTES:
             parts.append(_delete_error(key, version_id, "InvalidArgument", "Invalid key"))
-        elif version_id is not None and version_id != NULL_VERSION:
-            parts.append(_delete_error(key, version_id, "NoSuchVersion",
-                                       "The specified version does not exist."))
+        elif version_id is not None and not is_version_id(version_id):
+            parts.append(_delete_error(key, version_id, "InvalidArgument",
+                                       "Invalid version id specified"))
         else:
-            deletable.append(key)
-    await ctx.services.store.delete_objects(bucket.name, deletable)
+            deletable.append((key, version_id))
+    results = await ctx.services.store.delete_objects(bucket.name, deletable)
     if not quiet:
-        deleted = set(deletable)
-        for key, version_id in requested:
-            if key in deleted:
-                version = xmlutil.element("VersionId", version_id) if version_id else ""
-                parts.append(f"<Deleted>{xmlutil.element('Key', key)}{version}</Deleted>")
+        parts += [_deleted(key, version_id, result)
+                  for (key, version_id), result in zip(deletable, results, strict=True)]
     return Reply(body=xmlutil.document("DeleteResult", parts),
                  headers={"Content-Type": "application/xml"})
+
+
+def _deleted(key: str, version_id: str | None, result: DeleteResult) -> str:
+    """A ``<Deleted>`` element: the version asked for, and the marker made or deleted."""
+    parts = [xmlutil.element("Key", key)]
+    if version_id is not None:
+        parts.append(xmlutil.element("VersionId", version_id))
+    if result.delete_marker and result.version_id is not None:
+        parts.append("<DeleteMarker>true</DeleteMarker>")
+        parts.append(xmlutil.element("DeleteMarkerVersionId", result.version_id))
+    return f"<Deleted>{''.join(parts)}</Deleted>"
 
 
 def _delete_error(key: str, version_id: str | None, code: str, message: str) -> str:

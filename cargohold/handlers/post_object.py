@@ -36,7 +36,7 @@ from cargohold import access, acl, checksums, errors, postform, xmlutil
 from cargohold.auth import postpolicy
 from cargohold.checksums import Hasher
 from cargohold.handlers.acls import stored
-from cargohold.handlers.context import Context, Handler, Reply
+from cargohold.handlers.context import Context, Handler, Reply, version_headers
 from cargohold.handlers.intake import INLINE_MAX, freed_if_refused
 from cargohold.handlers.objects import STORAGE_CLASSES, STORED_HEADERS, validate_key
 from cargohold.handlers.tagging import parse_tagging_xml
@@ -133,8 +133,10 @@ async def post_object(ctx: Context) -> Reply:
             checksums={**computed, "type": "FULL_OBJECT"} if computed else {},
             storage_class=storage_class,
         )
-        await ctx.services.store.put_object(record)
-    return _reply(ctx, fields, record, computed)
+        version_id = await ctx.services.store.put_object(record)
+    reply = _reply(ctx, fields, record, computed)
+    reply.headers.update(version_headers(bucket, version_id))
+    return reply
 
 
 def _fields(head: postform.FormHead) -> dict[str, str]:

@@ -25,8 +25,9 @@ from cargohold.handlers.context import (
     Context,
     Handler,
     Reply,
-    check_version_id,
     load_current_object,
+    requested_version,
+    version_headers,
 )
 from cargohold.handlers.intake import read_small_body
 
@@ -156,11 +157,11 @@ async def put_object_tagging(ctx: Context) -> Reply:
     """Replace the object's tag set (the object's bytes, ETag and Last-Modified stay)."""
     key = ctx.require_key()
     bucket = ctx.require_bucket()
-    check_version_id(ctx)
+    version_id = requested_version(ctx)
     body = await read_small_body(ctx, ctx.services.settings.max_xml_size)
     tags = parse_tagging_xml(body, ctx.services.settings.max_xml_size)
-    await ctx.services.store.set_object_tags(bucket.name, key, tags)
-    return Reply(status=200)
+    record = await ctx.services.store.set_object_tags(bucket.name, key, tags, version_id)
+    return Reply(status=200, headers=version_headers(bucket, record.version_id))
 
 
 async def get_object_tagging(ctx: Context) -> Reply:
@@ -170,16 +171,17 @@ async def get_object_tagging(ctx: Context) -> Reply:
         f"<Tag>{xmlutil.element('Key', k)}{xmlutil.element('Value', v)}</Tag>"
         for k, v in record.tags.items())
     return Reply(body=xmlutil.document("Tagging", [f"<TagSet>{tags}</TagSet>"]),
-                 headers={"Content-Type": "application/xml"})
+                 headers={"Content-Type": "application/xml",
+                          **version_headers(ctx.require_bucket(), record.version_id)})
 
 
 async def delete_object_tagging(ctx: Context) -> Reply:
     """Remove every tag of the object: 204, like S3."""
     key = ctx.require_key()
     bucket = ctx.require_bucket()
-    check_version_id(ctx)
-    await ctx.services.store.set_object_tags(bucket.name, key, {})
-    return Reply(status=204)
+    record = await ctx.services.store.set_object_tags(bucket.name, key, {},
+                                                      requested_version(ctx))
+    return Reply(status=204, headers=version_headers(bucket, record.version_id))
 
 
 async def bucket_tagging_not_supported(ctx: Context) -> Reply:

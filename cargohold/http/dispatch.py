@@ -199,7 +199,7 @@ class Dispatcher:
         def conditions() -> Mapping[str, Sequence[str]]:
             return condition_context(request, principal)
 
-        target = self._object_loader(bucket, address.key)
+        target = self._object_loader(bucket, address.key, query.get("versionId"))
         if not operation.authenticates_itself:
             await access.authorize(principal, operation, bucket, address.key,
                                    context=conditions, target=target)
@@ -233,11 +233,11 @@ class Dispatcher:
                                        bucket, context=conditions)
             raise
 
-    def _object_loader(self, bucket: Bucket | None,
-                       key: str | None) -> access.ObjectLoader | None:
+    def _object_loader(self, bucket: Bucket | None, key: str | None,
+                       version_id: str | None) -> access.ObjectLoader | None:
         if bucket is None or key is None:
             return None
-        return object_loader(self.services.store, bucket.name, key)
+        return object_loader(self.services.store, bucket.name, key, version_id)
 
     async def _render(self, request: web.BaseRequest, request_id: str,
                       reply: Reply) -> web.StreamResponse:

@@ -15,16 +15,30 @@ Rules every implementation keeps:
   crash loses track of a blob.
 * Conditional writes (``if_match`` / ``if_none_match``) are checked inside that transaction,
   so two racing conditional PUTs have exactly one winner.
+* Versioning follows the bucket's state, read inside each write's transaction: a bucket
+  that never had versioning keeps one ``null`` version per key; Enabled makes every write
+  and delete a new version (ids from :func:`is_version_id`'s shape, newer sorts later);
+  Suspended writes the ``null`` version, keeping the others. A version's blobs are freed
+  only when that version is deleted.
 * Methods raise :class:`cargohold.errors.S3Error` subclasses for S3-visible failures
   (``NoSuchBucket``, ``BucketNotEmpty``, ``PreconditionFailed`` ...).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 NULL_VERSION = "null"
+# A version id the store makes: 16 hex digits of its place in the key's history (so ids
+# sort by age) and 16 random ones (so they are not guessable from one another).
+_VERSION_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_version_id(text: str) -> bool:
+    """Whether ``text`` could name a version (``null`` or an id this store makes)."""
+    return text == NULL_VERSION or _VERSION_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,9 @@ class Bucket:
     cors: str | None = None  # cargohold.cors.CorsConfig.to_json(), None when unset
     website: str | None = None  # static website configuration text, None when unset
     logging: str | None = None  # access-logging configuration text, None when off
+    # "" (never enabled), "Enabled" or "Suspended": once enabled, never "" again.
+    versioning: str = ""
+    lifecycle: str | None = None  # cargohold.lifecycle.LifecycleConfig.to_json(), or None
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,8 @@ class ObjectRecord:
     # Small objects' bytes live in the metadata store (``blob_id`` is then ""): their PUTs
     # ride the group commit instead of paying a file, a rename and two fsyncs each.
     inline: bytes | None = field(default=None, repr=False)
+    # A delete marker: a version with no data (only versioned reads ever return one).
+    delete_marker: bool = False
 
     def blob_ids(self) -> list[str]:
         """Every blob this object owns."""
@@ -202,6 +221,47 @@ class ListPage:
     next_marker: str | None
 
 
+class VersionEntry(NamedTuple):
+    """What ListObjectVersions shows of one version or delete marker."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    delete_marker: bool
+    size: int
+    etag: str
+    last_modified: float
+    storage_class: str
+    checksum_algorithm: str
+    checksum_type: str
+    noncurrent_since: float | None  # when a newer version replaced it; None while latest
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """One page of ListObjectVersions: versions by key (byte order), newest first."""
+
+    entries: list[VersionEntry]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_version_id_marker: str | None
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What a delete did.
+
+    ``version_id``: the version deleted, or the delete marker made (``None`` for a plain
+    delete in a bucket that never had versioning). ``delete_marker``: a marker was made, or
+    the version deleted was one. ``removed``: the version whose data went away, if any.
+    """
+
+    version_id: str | None
+    delete_marker: bool
+    removed: ObjectRecord | None
+
+
 @dataclass(frozen=True)
 class LogRecord:
     """One access-log record waiting for delivery into ``target_bucket``
@@ -275,29 +335,73 @@ class MetadataStore(Protocol):
         record: ObjectRecord,
         if_match: str | None = None,
         if_none_match: bool = False,
-    ) -> None:
-        """Make ``record`` the current object at (bucket, key) in one transaction.
+    ) -> str:
+        """Make ``record`` the current object at (bucket, key) in one transaction; return
+        its version id (``record.version_id`` is ignored: the bucket's versioning decides).
 
         ``if_match``: the current object's ETag must equal it (else ``PreconditionFailed``;
         a missing object is ``NoSuchKey``). ``if_none_match``: there must be no current
         object (else ``PreconditionFailed``). Raise ``NoSuchBucket`` if the bucket is gone.
         The replaced object's blob (if any, and not equal to the new one) is queued for
-        deletion in the same transaction.
+        deletion in the same transaction, unless versioning keeps it as a noncurrent version.
         """
 
-    async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectRecord:
-        """Replace the tags of the current object at (bucket, key) in one transaction.
+    async def get_version(self, bucket: str, key: str,
+                          version_id: str | None) -> ObjectRecord | None:
+        """The named version (delete markers included), or with ``None`` the latest: the
+        current object, else the delete marker that hides it; ``None`` when there is none.
+        """
+
+    async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str],
+                              version_id: str | None = None) -> ObjectRecord:
+        """Replace the tags of the current object (or of the version ``version_id``;
+        ``NoSuchVersion`` if absent, ``MethodNotAllowed`` for a delete marker).
 
         Nothing else changes: not the bytes, the ETag nor Last-Modified (S3 does not touch
         them on tagging). Raise ``NoSuchBucket`` if the bucket is gone, ``NoSuchKey`` if
         there is no object; return the object as it now is.
         """
 
-    async def delete_object(self, bucket: str, key: str) -> ObjectRecord | None:
-        """Remove the object, queue its blob for deletion; return what was removed."""
+    async def delete_object(self, bucket: str, key: str, version_id: str | None = None, *,
+                            older_than: float | None = None) -> DeleteResult:
+        """Delete as S3 does; queue the blobs of whatever version is removed for good.
 
-    async def delete_objects(self, bucket: str, keys: list[str]) -> list[ObjectRecord | None]:
-        """Delete several keys in one transaction; result aligned with ``keys``."""
+        Without ``version_id``: in a bucket that never had versioning the object goes;
+        Enabled puts a new delete marker on top; Suspended replaces the ``null`` version
+        with a ``null`` delete marker. With ``version_id``: that version (or marker) goes
+        for good, and when it was the latest the next one becomes current; an unknown id
+        changes nothing. ``older_than`` (lifecycle) acts only if the current object was
+        last modified before it, or with ``version_id``, if that version has been noncurrent
+        since before it.
+        """
+
+    async def delete_objects(self, bucket: str,
+                             items: list[tuple[str, str | None]]) -> list[DeleteResult]:
+        """Delete several (key, version id or None) in one transaction, aligned with
+        ``items``."""
+
+    async def remove_expired_delete_marker(self, bucket: str, key: str) -> str | None:
+        """Remove the key's delete marker if it is the latest and only version left
+        (lifecycle's ExpiredObjectDeleteMarker); return its version id, else ``None``."""
+
+    async def list_object_versions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionPage:
+        """Every version and delete marker by key (byte order), newest first per key.
+
+        Rolled up by ``delimiter`` like :meth:`list_objects` (versions and common prefixes
+        each count once toward ``max_keys``). Resumes after ``key_marker``; with
+        ``version_id_marker``, first with that key's versions older than the marker.
+        """
+
+    async def buckets_with_lifecycle(self) -> list[Bucket]:
+        """Every bucket with a lifecycle configuration (for the lifecycle worker)."""
 
     async def list_objects(
         self,
@@ -332,8 +436,16 @@ class MetadataStore(Protocol):
     async def set_bucket_logging(self, name: str, logging: str | None) -> None:
         """Set or remove the access-logging configuration text; ``NoSuchBucket`` if gone."""
 
-    async def set_object_acl(self, bucket: str, key: str, acl: str) -> None:
-        """Replace the current object's ACL text only; ``NoSuchKey`` if absent."""
+    async def set_bucket_lifecycle(self, name: str, lifecycle: str | None) -> None:
+        """Set or remove the lifecycle configuration text; ``NoSuchBucket`` if gone."""
+
+    async def set_bucket_versioning(self, name: str, status: str) -> None:
+        """Set the versioning state, "Enabled" or "Suspended"; ``NoSuchBucket`` if gone."""
+
+    async def set_object_acl(self, bucket: str, key: str, acl: str,
+                             version_id: str | None = None) -> None:
+        """Replace the current object's (or the version's) ACL text only; ``NoSuchKey``
+        or ``NoSuchVersion`` if absent."""
 
     async def bucket_is_empty(self, bucket: str) -> bool: ...
 
@@ -358,10 +470,11 @@ class MetadataStore(Protocol):
         record: ObjectRecord,
         if_match: str | None = None,
         if_none_match: bool = False,
-    ) -> None:
+    ) -> str:
         """In one transaction: check the upload exists (``NoSuchUpload``), make ``record``
-        current (conditions as ``put_object``), drop the upload, and queue the blobs of its
-        parts that the record's manifest does not use and of the replaced object.
+        current (conditions as ``put_object``; returns its version id), drop the upload,
+        and queue the blobs of its parts that the record's manifest does not use and of
+        the replaced object.
 
         The manifest is checked against the upload's parts inside the transaction, because
         the caller read them before it: a part re-uploaded since with the same ETag and size

@@ -32,9 +32,15 @@ GET still reads one row, plus one ``object_parts`` row per part blob so the blob
 "is this blob referenced?" through an index. In-progress uploads live in ``uploads`` and
 ``upload_parts``; their part blobs count as referenced too.
 
-Versioning will come later: ``objects`` keeps a ``version_id`` column, and adding versions
-is an additive migration (a versions table keyed by (bucket, key, version), with ``objects``
-remaining the "current version" view or being rebuilt by a migration).
+Versioning (schema version 9): ``objects`` stays the table of current objects, so GET,
+PUT and the listings of unversioned buckets read what they always did. Every other version
+(noncurrent versions and delete markers) lives in ``object_versions``, newest first per key
+by ``seq``, with its inline bytes on the row and its part blobs in ``version_parts``. A write
+to a versioned bucket moves the current row over (its blobs move with it, never copied or
+freed); deleting the current version moves the newest noncurrent one back (unless that is a
+delete marker, which then hides the key). ``seq`` is taken inside the writing transaction
+as max(now in ns, the key's newest + 1), so a key's history is totally ordered even across
+processes and clock steps.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import dataclasses
 import json
 import logging
 import queue
+import secrets
 import sqlite3
 import threading
 import time
@@ -59,6 +66,7 @@ from cargohold.store.base import (
     AccessKey,
     Account,
     Bucket,
+    DeleteResult,
     ListEntry,
     ListPage,
     LogRecord,
@@ -68,6 +76,8 @@ from cargohold.store.base import (
     Upload,
     UploadedPart,
     UploadPage,
+    VersionEntry,
+    VersionPage,
 )
 
 log = logging.getLogger("cargohold.store.sqlite")
@@ -278,6 +288,60 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
             "CREATE INDEX access_log_records_target ON access_log_records(target_bucket, id)",
         ),
     ),
+    (
+        9,
+        (
+            # Versioning ('' never enabled, 'Enabled', 'Suspended') and the lifecycle
+            # configuration (cargohold.lifecycle's text, NULL when unset).
+            "ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE buckets ADD COLUMN lifecycle TEXT",
+            # Each version's place in its key's history (larger is newer); rows written
+            # before versioning existed are the oldest (0).
+            "ALTER TABLE objects ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+            # Every version that is not the current object: noncurrent versions and delete
+            # markers, newest first per key. `objects` stays the table of current objects,
+            # so GET, PUT and listings of unversioned buckets read exactly what they did.
+            # noncurrent_since is NULL only for a delete marker that is its key's latest.
+            """CREATE TABLE object_versions (
+                   bucket TEXT NOT NULL,
+                   key BLOB NOT NULL,
+                   seq INTEGER NOT NULL,
+                   version_id TEXT NOT NULL,
+                   delete_marker INTEGER NOT NULL,
+                   noncurrent_since REAL,
+                   blob_id TEXT NOT NULL,
+                   size INTEGER NOT NULL,
+                   etag TEXT NOT NULL,
+                   last_modified REAL NOT NULL,
+                   content_type TEXT NOT NULL,
+                   headers TEXT NOT NULL,
+                   metadata TEXT NOT NULL,
+                   checksums TEXT NOT NULL,
+                   storage_class TEXT NOT NULL,
+                   parts TEXT NOT NULL,
+                   checksum_algorithm TEXT NOT NULL,
+                   checksum_type TEXT NOT NULL,
+                   tags TEXT NOT NULL,
+                   acl TEXT NOT NULL,
+                   sse TEXT NOT NULL,
+                   data BLOB,
+                   PRIMARY KEY (bucket, key, seq DESC)
+               )""",
+            "CREATE UNIQUE INDEX object_versions_id ON object_versions(bucket, key, version_id)",
+            "CREATE INDEX object_versions_blob ON object_versions(blob_id)",
+            "CREATE INDEX object_versions_noncurrent ON object_versions(bucket, noncurrent_since)",
+            # Part blobs of noncurrent multipart versions, for the blob GC's reference check.
+            """CREATE TABLE version_parts (
+                   bucket TEXT NOT NULL,
+                   key BLOB NOT NULL,
+                   seq INTEGER NOT NULL,
+                   number INTEGER NOT NULL,
+                   blob_id TEXT NOT NULL,
+                   PRIMARY KEY (bucket, key, seq, number)
+               ) WITHOUT ROWID""",
+            "CREATE INDEX version_parts_blob ON version_parts(blob_id)",
+        ),
+    ),
 ]
 
 _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -310,9 +374,9 @@ _LIST_UNBOUNDED: Final = (
 _UPSERT_OBJECT: Final = (
     "INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
     "content_type, headers, metadata, checksums, storage_class, parts, checksum_algorithm, "
-    "checksum_type, tags, acl, sse) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (bucket, key) DO UPDATE SET version_id = excluded.version_id, "
+    "checksum_type, tags, acl, sse, seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (bucket, key) DO UPDATE SET version_id = excluded.version_id, seq = excluded.seq, "
     "blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, "
     "last_modified = excluded.last_modified, content_type = excluded.content_type, "
     "headers = excluded.headers, metadata = excluded.metadata, "
@@ -320,6 +384,27 @@ _UPSERT_OBJECT: Final = (
     "parts = excluded.parts, checksum_algorithm = excluded.checksum_algorithm, "
     "checksum_type = excluded.checksum_type, tags = excluded.tags, acl = excluded.acl, "
     "sse = excluded.sse"
+)
+# The columns a version shares with a current object (moved as they are between tables).
+_SHARED_COLUMNS: Final = (
+    "blob_id, size, etag, last_modified, content_type, headers, metadata, checksums, "
+    "storage_class, parts, checksum_algorithm, checksum_type, tags, acl, sse"
+)
+_SELECT_VERSION_ROW: Final = (
+    f"SELECT {_OBJECT_COLUMNS}, data, delete_marker FROM object_versions "
+    "WHERE bucket = ? AND key = ?"
+)
+_VERSION_LIST_COLUMNS: Final = (
+    "key, seq, version_id, {current} AS current, {marker} AS marker, size, etag, "
+    "last_modified, storage_class, checksum_algorithm, checksum_type, {since} AS since"
+)
+_LIST_VERSIONS: Final = (
+    "SELECT " + _VERSION_LIST_COLUMNS.format(current=1, marker=0, since="NULL")
+    + " FROM objects WHERE bucket = ? AND key >= ? {bound}"
+    " UNION ALL SELECT " + _VERSION_LIST_COLUMNS.format(
+        current=0, marker="delete_marker", since="noncurrent_since")
+    + " FROM object_versions WHERE bucket = ? AND key >= ? {bound}"
+    " ORDER BY key, seq DESC LIMIT ?"
 )
 _UPLOAD_COLUMNS: Final = (
     "upload_id, bucket, key, owner_id, initiated, content_type, headers, metadata, "
@@ -392,6 +477,11 @@ def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
     )
 
 
+def _version_record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
+    """A row of ``_SELECT_VERSION_ROW`` (object columns, data, delete_marker)."""
+    return dataclasses.replace(_record(bucket, key, row[:16]), delete_marker=bool(row[16]))
+
+
 def _list_entry(key: str, row: Sequence[Any]) -> ListEntry:
     return ListEntry(key, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
 
@@ -436,12 +526,15 @@ def _account(row: Sequence[Any]) -> Account:
     )
 
 
-_BUCKET_COLUMNS: Final = "name, owner_id, region, created, acl, policy, cors, website, logging"
+_BUCKET_COLUMNS: Final = (
+    "name, owner_id, region, created, acl, policy, cors, website, logging, versioning, lifecycle"
+)
 
 
 def _bucket(row: Sequence[Any]) -> Bucket:
     return Bucket(name=row[0], owner_id=row[1], region=row[2], created=row[3], acl=row[4],
-                  policy=row[5], cors=row[6], website=row[7], logging=row[8])
+                  policy=row[5], cors=row[6], website=row[7], logging=row[8],
+                  versioning=row[9], lifecycle=row[10])
 
 
 _KEY_COLUMNS: Final = "access_key, secret_key, account_id, created, grants"
@@ -940,9 +1033,7 @@ class SqliteStore(MetadataStore):
         def op(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is None:
                 raise errors.NoSuchBucket(BucketName=name)
-            if conn.execute(
-                "SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)
-            ).fetchone():
+            if not _bucket_is_empty(conn, name):
                 raise errors.BucketNotEmpty(BucketName=name)
             # In-progress multipart uploads do not keep a bucket alive (as in S3): they go
             # with it, and their part blobs are queued for deletion.
@@ -992,15 +1083,21 @@ class SqliteStore(MetadataStore):
         """Set (or with ``None`` remove) the bucket's access-logging configuration."""
         await self._set_bucket_column(name, "logging", logging)
 
+    async def set_bucket_lifecycle(self, name: str, lifecycle: str | None) -> None:
+        """Set or remove the lifecycle configuration text; ``NoSuchBucket`` if gone."""
+        await self._set_bucket_column(name, "lifecycle", lifecycle)
+
+    async def set_bucket_versioning(self, name: str, status: str) -> None:
+        """Set the versioning state ("Enabled" or "Suspended"); ``NoSuchBucket`` if gone."""
+        assert status in ("Enabled", "Suspended")
+        await self._set_bucket_column(name, "versioning", status)
+
     async def _set_bucket_column(self, name: str, column: str, value: str | None) -> None:
         await self._write(lambda conn: _update_bucket(conn, name, column, value))
 
     async def bucket_is_empty(self, bucket: str) -> bool:
         """Whether the bucket holds no objects (one index probe)."""
-        row = self._reader().execute(
-            "SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (bucket,)
-        ).fetchone()
-        return row is None
+        return _bucket_is_empty(self._reader(), bucket)
 
     # ---------------------------------------------------------------------- objects
 
@@ -1015,61 +1112,138 @@ class SqliteStore(MetadataStore):
         record: ObjectRecord,
         if_match: str | None = None,
         if_none_match: bool = False,
-    ) -> None:
+    ) -> str:
         """Make ``record`` current; conditions and the deletion queue in the same transaction.
 
         ``if_match`` compares ETags without quotes; ``"*"`` means "any current object".
         """
         kb = key_bytes(record.key)
 
-        def op(conn: sqlite3.Connection) -> None:
-            _store_object(conn, record, kb, if_match, if_none_match)
+        def op(conn: sqlite3.Connection) -> str:
+            return _store_object(conn, record, kb, if_match, if_none_match)
 
-        await self._write(op)
+        return await self._write(op)
 
-    async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectRecord:
-        """Replace the current object's tags, nothing else; return the object as it now is.
+    async def get_version(self, bucket: str, key: str,
+                          version_id: str | None) -> ObjectRecord | None:
+        """The named version or the latest one, delete markers included (inline reads)."""
+        kb = key_bytes(key)
+        conn = self._reader()
+        row = conn.execute(_SELECT_OBJECT_WITH_DATA, (bucket, kb)).fetchone()
+        if row is not None and (version_id is None or row[1] == version_id):
+            return _record(bucket, key, row)
+        if version_id is None:
+            if row is not None:
+                return None
+            found = conn.execute(_SELECT_VERSION_ROW + " ORDER BY seq DESC LIMIT 1",
+                                 (bucket, kb)).fetchone()
+            # Only a delete marker can be the latest version without being current.
+            return _version_record(bucket, key, found) if found is not None and found[16] \
+                else None
+        found = conn.execute(_SELECT_VERSION_ROW + " AND version_id = ?",
+                             (bucket, kb, version_id)).fetchone()
+        return None if found is None else _version_record(bucket, key, found)
 
-        ``NoSuchBucket`` if the bucket is gone, ``NoSuchKey`` if the object is.
+    async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str],
+                              version_id: str | None = None) -> ObjectRecord:
+        """Replace the tags of the current object or of one version, nothing else; return
+        the version as it now is.
+
+        ``NoSuchBucket`` if the bucket is gone, ``NoSuchKey`` / ``NoSuchVersion`` if the
+        object or version is, ``MethodNotAllowed`` for a delete marker.
         """
         kb = key_bytes(key)
         encoded = _json(tags)
 
         def op(conn: sqlite3.Connection) -> ObjectRecord:
-            _update_object(conn, bucket, key, kb, "tags", encoded)
-            row = conn.execute(_SELECT_OBJECT_WITH_DATA, (bucket, kb)).fetchone()
-            return _record(bucket, key, row)
+            if _update_object(conn, bucket, key, kb, "tags", encoded, version_id):
+                row = conn.execute(_SELECT_OBJECT_WITH_DATA, (bucket, kb)).fetchone()
+                return _record(bucket, key, row)
+            row = conn.execute(_SELECT_VERSION_ROW + " AND version_id = ?",
+                               (bucket, kb, version_id)).fetchone()
+            return _version_record(bucket, key, row)
 
         return await self._write(op)
 
-    async def set_object_acl(self, bucket: str, key: str, acl: str) -> None:
-        """Replace the current object's ACL (stored text), nothing else.
+    async def set_object_acl(self, bucket: str, key: str, acl: str,
+                             version_id: str | None = None) -> None:
+        """Replace the ACL (stored text) of the current object or of one version only.
 
-        ``NoSuchBucket`` if the bucket is gone, ``NoSuchKey`` if the object is.
+        Errors as :meth:`set_object_tags`.
         """
         kb = key_bytes(key)
 
-        await self._write(lambda conn: _update_object(conn, bucket, key, kb, "acl", acl))
+        await self._write(
+            lambda conn: _update_object(conn, bucket, key, kb, "acl", acl, version_id))
 
-    async def delete_object(self, bucket: str, key: str) -> ObjectRecord | None:
-        """Remove the object and queue its blob; return it (``None`` if there was none)."""
+    async def delete_object(self, bucket: str, key: str, version_id: str | None = None, *,
+                            older_than: float | None = None) -> DeleteResult:
+        """Delete as the bucket's versioning says (see the contract); one transaction."""
         kb = key_bytes(key)
 
-        def op(conn: sqlite3.Connection) -> ObjectRecord | None:
-            _require_bucket(conn, bucket)
-            return _delete_one(conn, bucket, key, kb)
+        def op(conn: sqlite3.Connection) -> DeleteResult:
+            return _delete(conn, bucket, key, kb, version_id, older_than)
 
         return await self._write(op)
 
-    async def delete_objects(self, bucket: str, keys: list[str]) -> list[ObjectRecord | None]:
-        """Delete several keys in one transaction; results aligned with ``keys``."""
-        encoded = [(k, key_bytes(k)) for k in keys]
+    async def delete_objects(self, bucket: str,
+                             items: list[tuple[str, str | None]]) -> list[DeleteResult]:
+        """Delete several (key, version) in one transaction; results aligned with ``items``."""
+        encoded = [(k, key_bytes(k), v) for k, v in items]
 
-        def op(conn: sqlite3.Connection) -> list[ObjectRecord | None]:
-            _require_bucket(conn, bucket)
-            return [_delete_one(conn, bucket, k, kb) for k, kb in encoded]
+        def op(conn: sqlite3.Connection) -> list[DeleteResult]:
+            return [_delete(conn, bucket, k, kb, v, None) for k, kb, v in encoded]
 
         return await self._write(op)
+
+    async def remove_expired_delete_marker(self, bucket: str, key: str) -> str | None:
+        """Remove the key's latest delete marker when no other version is left."""
+        kb = key_bytes(key)
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            _versioning_of(conn, bucket)
+            if conn.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?",
+                            (bucket, kb)).fetchone() is not None:
+                return None
+            rows = conn.execute(
+                "SELECT seq, version_id, delete_marker FROM object_versions "
+                "WHERE bucket = ? AND key = ? ORDER BY seq DESC LIMIT 2", (bucket, kb)
+            ).fetchall()
+            if len(rows) != 1 or not rows[0][2]:
+                return None
+            conn.execute("DELETE FROM object_versions WHERE bucket = ? AND key = ? AND seq = ?",
+                         (bucket, kb, rows[0][0]))
+            return str(rows[0][1])
+
+        return await self._write(op)
+
+    async def list_object_versions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionPage:
+        """Versions and delete markers by key, newest first (read thread)."""
+        p, d, km = key_bytes(prefix), key_bytes(delimiter), key_bytes(key_marker)
+
+        def read(conn: sqlite3.Connection) -> VersionPage:
+            _require_bucket(conn, bucket)
+            return _list_versions(conn, bucket, p, d, km, version_id_marker, max_keys)
+
+        return await self._read(read)
+
+    async def buckets_with_lifecycle(self) -> list[Bucket]:
+        """Buckets with a lifecycle configuration, by name."""
+
+        def read(conn: sqlite3.Connection) -> list[Bucket]:
+            rows = conn.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets "
+                                "WHERE lifecycle IS NOT NULL ORDER BY name").fetchall()
+            return [_bucket(r) for r in rows]
+
+        return await self._read(read)
 
     async def list_objects(
         self,
@@ -1166,7 +1340,7 @@ class SqliteStore(MetadataStore):
         record: ObjectRecord,
         if_match: str | None = None,
         if_none_match: bool = False,
-    ) -> None:
+    ) -> str:
         """Make ``record`` current and drop the upload, in one transaction.
 
         The manifest is checked against the upload's parts as they are inside the
@@ -1175,16 +1349,17 @@ class SqliteStore(MetadataStore):
         """
         kb = key_bytes(record.key)
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: sqlite3.Connection) -> str:
             if conn.execute(
                 "SELECT 1 FROM uploads WHERE upload_id = ?", (upload_id,)
             ).fetchone() is None:
                 raise errors.NoSuchUpload(UploadId=upload_id)
             final = _current_manifest(conn, upload_id, record)
-            _store_object(conn, final, kb, if_match, if_none_match)
+            version_id = _store_object(conn, final, kb, if_match, if_none_match)
             _drop_upload(conn, upload_id, keep=set(final.blob_ids()))
+            return version_id
 
-        await self._write(op)
+        return await self._write(op)
 
     async def abort_upload(self, upload_id: str) -> bool:
         """Drop the upload and queue its part blobs; whether it existed."""
@@ -1253,14 +1428,16 @@ class SqliteStore(MetadataStore):
             await self._write(op)
 
     async def referenced_blobs(self, blob_ids: list[str]) -> set[str]:
-        """Which of ``blob_ids`` a committed object or an in-progress upload's part uses."""
+        """Which of ``blob_ids`` a committed object or version, or an in-progress upload's
+        part, uses."""
         ids = list(blob_ids)
 
         def read(conn: sqlite3.Connection) -> set[str]:
             found: set[str] = set()
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                for table in ("objects", "object_parts", "upload_parts"):
+                for table in ("objects", "object_parts", "upload_parts", "object_versions",
+                              "version_parts"):
                     found.update(
                         r[0]
                         for r in conn.execute(
@@ -1381,21 +1558,55 @@ def _refuse_buckets_with_policy(conn: sqlite3.Connection, grants: dict[str, str]
                 "access key; delete the policy first.")
 
 
+def _bucket_is_empty(conn: sqlite3.Connection, bucket: str) -> bool:
+    """No current object, noncurrent version or delete marker (two index probes)."""
+    return all(
+        conn.execute(f"SELECT 1 FROM {table} WHERE bucket = ? LIMIT 1", (bucket,)).fetchone()
+        is None for table in ("objects", "object_versions"))
+
+
+def _versioning_of(conn: sqlite3.Connection, bucket: str) -> str:
+    """The bucket's versioning state, read in the caller's transaction; ``NoSuchBucket``."""
+    row = conn.execute("SELECT versioning FROM buckets WHERE name = ?", (bucket,)).fetchone()
+    if row is None:
+        raise errors.NoSuchBucket(BucketName=bucket)
+    return str(row[0])
+
+
 def _update_object(conn: sqlite3.Connection, bucket: str, key: str, kb: bytes, column: str,
-                   value: str) -> None:
-    """Set one attribute column of the current object; data, ETag and Last-Modified stay."""
+                   value: str, version_id: str | None = None) -> bool:
+    """Set one attribute column of the current object (``True``) or of the noncurrent
+    version ``version_id`` (``False``); data, ETag and Last-Modified stay."""
     assert column in ("tags", "acl")  # never from input: column names are code
     _require_bucket(conn, bucket)
-    cur = conn.execute(f"UPDATE objects SET {column} = ? WHERE bucket = ? AND key = ?",
-                       (value, bucket, kb))
-    if cur.rowcount == 0:
-        raise errors.NoSuchKey(Key=key)
+    if version_id is None:
+        cur = conn.execute(f"UPDATE objects SET {column} = ? WHERE bucket = ? AND key = ?",
+                           (value, bucket, kb))
+        if cur.rowcount == 0:
+            raise errors.NoSuchKey(Key=key)
+        return True
+    cur = conn.execute(f"UPDATE objects SET {column} = ? WHERE bucket = ? AND key = ? "
+                       "AND version_id = ?", (value, bucket, kb, version_id))
+    if cur.rowcount:
+        return True
+    row = conn.execute("SELECT delete_marker FROM object_versions "
+                       "WHERE bucket = ? AND key = ? AND version_id = ?",
+                       (bucket, kb, version_id)).fetchone()
+    if row is None:
+        raise errors.NoSuchVersion(Key=key, VersionId=version_id)
+    if row[0]:
+        raise errors.MethodNotAllowed(
+            "The specified method is not allowed against this resource.",
+            Method="PUT", ResourceType="DeleteMarker")
+    conn.execute(f"UPDATE object_versions SET {column} = ? WHERE bucket = ? AND key = ? "
+                 "AND version_id = ?", (value, bucket, kb, version_id))
+    return False
 
 
 def _update_bucket(conn: sqlite3.Connection, name: str, column: str,
                    value: str | None) -> None:
     # Never from input: column names are code.
-    assert column in ("acl", "policy", "cors", "website", "logging")
+    assert column in ("acl", "policy", "cors", "website", "logging", "versioning", "lifecycle")
     cur = conn.execute(f"UPDATE buckets SET {column} = ? WHERE name = ?", (value, name))
     if cur.rowcount == 0:
         raise errors.NoSuchBucket(BucketName=name)
@@ -1421,17 +1632,18 @@ def _store_object(
     kb: bytes,
     if_match: str | None,
     if_none_match: bool,
-) -> None:
+) -> str:
     """Make ``record`` current at its key: the heart of PUT, copy and multipart completion.
 
     Checks the bucket and the conditions (``if_match`` without quotes; ``"*"`` means "any
-    current object"), upserts the row and its manifest rows, and queues every blob of the
-    replaced object that the new one does not use.
+    current object"), keeps the current object as a noncurrent version when versioning
+    says so, upserts the row and its manifest rows, and queues every blob of a replaced
+    object that the new one does not use. Returns the new version id.
     """
-    _require_bucket(conn, record.bucket)
+    versioning = _versioning_of(conn, record.bucket)
     entry = ListEntry.of(record)
     current = conn.execute(
-        "SELECT blob_id, etag, parts FROM objects WHERE bucket = ? AND key = ?",
+        "SELECT blob_id, etag, parts, version_id, seq FROM objects WHERE bucket = ? AND key = ?",
         (record.bucket, kb),
     ).fetchone()
     if if_none_match and current is not None:
@@ -1442,29 +1654,45 @@ def _store_object(
             raise errors.NoSuchKey(Key=record.key)
         if wanted != "*" and current[1] != wanted:
             raise errors.PreconditionFailed(Condition="If-Match")
+    replaced = current  # the current object, when this write replaces it for good
+    version_id = NULL_VERSION
+    if not versioning:
+        # Never versioned: no history to order, only the clock (kept for a later Enable).
+        seq = max(time.time_ns(), current[4] + 1 if current is not None else 0)
+    else:
+        seq = _next_seq(conn, record.bucket, kb, current[4] if current is not None else 0)
+        now = time.time()
+        _end_latest_marker(conn, record.bucket, kb, now)
+        if versioning == "Enabled":
+            version_id = _new_version_id(seq)
+        else:  # Suspended: this write is the null version; an older null one goes
+            _discard_noncurrent_null(conn, record.bucket, kb)
+        if current is not None and (versioning == "Enabled" or current[3] != NULL_VERSION):
+            _archive_current(conn, record.bucket, kb, current[4], now)
+            replaced = None
     conn.execute(
         _UPSERT_OBJECT,
         (
-            record.bucket, kb, record.version_id or NULL_VERSION, record.blob_id, record.size,
+            record.bucket, kb, version_id, record.blob_id, record.size,
             record.etag, record.last_modified, record.content_type, _json(record.headers),
             _json(record.metadata), _json(record.checksums), record.storage_class,
             _parts_json(record.parts), entry.checksum_algorithm, entry.checksum_type,
-            _json(record.tags), record.acl, record.sse,
+            _json(record.tags), record.acl, record.sse, seq,
         ),
     )
     if record.inline is not None:
         conn.execute("INSERT OR REPLACE INTO object_data (bucket, key, data) VALUES (?, ?, ?)",
                      (record.bucket, kb, record.inline))
-    elif current is not None:
+    elif replaced is not None:
         conn.execute("DELETE FROM object_data WHERE bucket = ? AND key = ?", (record.bucket, kb))
     new_ids = record.blob_ids()
-    if current is not None:
-        old_parts = _parts(current[2])
+    if replaced is not None:
+        old_parts = _parts(replaced[2])
         if old_parts:
             conn.execute(
                 "DELETE FROM object_parts WHERE bucket = ? AND key = ?", (record.bucket, kb)
             )
-        old_ids = [p.blob_id for p in old_parts] if old_parts else [current[0]]
+        old_ids = [p.blob_id for p in old_parts] if old_parts else [replaced[0]]
         keep = set(new_ids)
         for blob_id in old_ids:
             if blob_id and blob_id not in keep:
@@ -1476,6 +1704,153 @@ def _store_object(
             [(record.bucket, kb, p.number, p.blob_id) for p in record.parts],
         )
     _unqueue(conn, new_ids)
+    return version_id
+
+
+def _new_version_id(seq: int) -> str:
+    return f"{seq:016x}{secrets.token_hex(8)}"
+
+
+def _next_seq(conn: sqlite3.Connection, bucket: str, kb: bytes, current_seq: int) -> int:
+    """A place after every version of the key (the clock unless it stepped back)."""
+    (top,) = conn.execute("SELECT max(seq) FROM object_versions WHERE bucket = ? AND key = ?",
+                          (bucket, kb)).fetchone()
+    return max(time.time_ns(), current_seq + 1, (top or 0) + 1)
+
+
+def _end_latest_marker(conn: sqlite3.Connection, bucket: str, kb: bytes, now: float) -> None:
+    """A newer version is coming: a delete marker that was the latest becomes noncurrent."""
+    conn.execute("UPDATE object_versions SET noncurrent_since = ? "
+                 "WHERE bucket = ? AND key = ? AND noncurrent_since IS NULL", (now, bucket, kb))
+
+
+def _archive_current(conn: sqlite3.Connection, bucket: str, kb: bytes, seq: int,
+                     now: float) -> None:
+    """Move the current object to the noncurrent versions, bytes and blobs with it."""
+    conn.execute(
+        "INSERT INTO object_versions (bucket, key, seq, version_id, delete_marker, "
+        f"noncurrent_since, {_SHARED_COLUMNS}, data) "
+        "SELECT o.bucket, o.key, o.seq, o.version_id, 0, ?, "
+        + ", ".join("o." + c.strip() for c in _SHARED_COLUMNS.split(","))
+        + ", d.data FROM objects o "
+        "LEFT JOIN object_data d ON d.bucket = o.bucket AND d.key = o.key "
+        "WHERE o.bucket = ? AND o.key = ?", (now, bucket, kb))
+    conn.execute("INSERT INTO version_parts (bucket, key, seq, number, blob_id) "
+                 "SELECT bucket, key, ?, number, blob_id FROM object_parts "
+                 "WHERE bucket = ? AND key = ?", (seq, bucket, kb))
+    for table in ("object_parts", "object_data", "objects"):
+        conn.execute(f"DELETE FROM {table} WHERE bucket = ? AND key = ?", (bucket, kb))
+
+
+def _promote_latest(conn: sqlite3.Connection, bucket: str, kb: bytes) -> None:
+    """After the latest version went: the newest remaining one becomes current (a delete
+    marker stays where it is, now hiding the key)."""
+    row = conn.execute("SELECT seq, delete_marker FROM object_versions "
+                       "WHERE bucket = ? AND key = ? ORDER BY seq DESC LIMIT 1",
+                       (bucket, kb)).fetchone()
+    if row is None:
+        return
+    seq, marker = row
+    where = (bucket, kb, seq)
+    if marker:
+        conn.execute("UPDATE object_versions SET noncurrent_since = NULL "
+                     "WHERE bucket = ? AND key = ? AND seq = ?", where)
+        return
+    conn.execute(f"INSERT INTO objects (bucket, key, seq, version_id, {_SHARED_COLUMNS}) "
+                 f"SELECT bucket, key, seq, version_id, {_SHARED_COLUMNS} FROM object_versions "
+                 "WHERE bucket = ? AND key = ? AND seq = ?", where)
+    conn.execute("INSERT INTO object_data (bucket, key, data) SELECT bucket, key, data "
+                 "FROM object_versions WHERE bucket = ? AND key = ? AND seq = ? "
+                 "AND data IS NOT NULL", where)
+    conn.execute("INSERT INTO object_parts (bucket, key, number, blob_id) "
+                 "SELECT bucket, key, number, blob_id FROM version_parts "
+                 "WHERE bucket = ? AND key = ? AND seq = ?", where)
+    for table in ("version_parts", "object_versions"):
+        conn.execute(f"DELETE FROM {table} WHERE bucket = ? AND key = ? AND seq = ?", where)
+
+
+def _discard_version(conn: sqlite3.Connection, bucket: str, key: str, kb: bytes,
+                     where: str, args: tuple[Any, ...]) -> tuple[ObjectRecord, bool] | None:
+    """Delete one noncurrent version (or marker) for good, queueing its blobs: the removed
+    version and whether it was the latest; ``None`` if no row matched."""
+    row = conn.execute(
+        _SELECT_VERSION_ROW + f" AND {where}", (bucket, kb, *args)).fetchone()
+    if row is None:
+        return None
+    removed = _version_record(bucket, key, row)
+    seq, since = conn.execute(
+        "SELECT seq, noncurrent_since FROM object_versions WHERE bucket = ? AND key = ? "
+        f"AND {where}", (bucket, kb, *args)).fetchone()
+    for table in ("version_parts", "object_versions"):
+        conn.execute(f"DELETE FROM {table} WHERE bucket = ? AND key = ? AND seq = ?",
+                     (bucket, kb, seq))
+    for blob_id in removed.blob_ids():
+        _queue_deletion(conn, blob_id)
+    return removed, since is None
+
+
+def _discard_noncurrent_null(conn: sqlite3.Connection, bucket: str, kb: bytes) -> None:
+    """A Suspended write or delete replaces the null version wherever it is."""
+    _discard_version(conn, bucket, "", kb, "version_id = ?", (NULL_VERSION,))
+
+
+def _insert_marker(conn: sqlite3.Connection, bucket: str, kb: bytes, seq: int,
+                   version_id: str, now: float) -> None:
+    conn.execute(
+        "INSERT INTO object_versions (bucket, key, seq, version_id, delete_marker, "
+        f"noncurrent_since, {_SHARED_COLUMNS}, data) VALUES (?, ?, ?, ?, 1, NULL, '', 0, '', ?, "
+        "'', '{}', '{}', '{}', 'STANDARD', '[]', '', '', '{}', '', '', NULL)",
+        (bucket, kb, seq, version_id, now))
+
+
+def _delete(conn: sqlite3.Connection, bucket: str, key: str, kb: bytes,
+            version_id: str | None, older_than: float | None) -> DeleteResult:
+    """DeleteObject inside one transaction (see ``MetadataStore.delete_object``)."""
+    versioning = _versioning_of(conn, bucket)
+    current = conn.execute(
+        "SELECT version_id, seq, last_modified FROM objects WHERE bucket = ? AND key = ?",
+        (bucket, kb)).fetchone()
+    if version_id is not None:
+        if current is not None and current[0] == version_id:
+            if older_than is not None:  # lifecycle never removes a current version
+                return DeleteResult(version_id, False, None)
+            removed = _delete_one(conn, bucket, key, kb)
+            _promote_latest(conn, bucket, kb)
+            return DeleteResult(version_id, False, removed)
+        where = "version_id = ?"
+        args: tuple[Any, ...] = (version_id,)
+        if older_than is not None:
+            where, args = "version_id = ? AND noncurrent_since < ?", (version_id, older_than)
+        found = _discard_version(conn, bucket, key, kb, where, args)
+        if found is None:
+            return DeleteResult(version_id, False, None)
+        gone, was_latest = found
+        if was_latest:
+            _promote_latest(conn, bucket, kb)
+        return DeleteResult(version_id, gone.delete_marker,
+                            None if gone.delete_marker else gone)
+    if older_than is not None and (current is None or current[2] >= older_than):
+        return DeleteResult(None, False, None)
+    if not versioning:
+        return DeleteResult(None, False, _delete_one(conn, bucket, key, kb))
+    now = time.time()
+    seq = _next_seq(conn, bucket, kb, current[1] if current is not None else 0)
+    _end_latest_marker(conn, bucket, kb, now)
+    removed = None
+    if versioning == "Enabled":
+        marker_id = _new_version_id(seq)
+        if current is not None:
+            _archive_current(conn, bucket, kb, current[1], now)
+    else:  # Suspended: the null version (current or not) gives way to a null marker
+        marker_id = NULL_VERSION
+        _discard_noncurrent_null(conn, bucket, kb)
+        if current is not None:
+            if current[0] == NULL_VERSION:
+                removed = _delete_one(conn, bucket, key, kb)
+            else:
+                _archive_current(conn, bucket, kb, current[1], now)
+    _insert_marker(conn, bucket, kb, seq, marker_id, now)
+    return DeleteResult(marker_id, True, removed)
 
 
 def _delete_one(
@@ -1690,3 +2065,55 @@ def _list_uploads(
         uploads, prefixes, True, last_key.decode("utf-8"),
         None if last_row is None else str(last_row[1]),
     )
+
+
+def _list_versions(
+    conn: sqlite3.Connection,
+    bucket: str,
+    prefix: bytes,
+    delimiter: bytes,
+    key_marker: bytes,
+    version_id_marker: str,
+    max_keys: int,
+) -> VersionPage:
+    """One page of versions: the marker key's older versions first, then later keys."""
+    low = _start(prefix, delimiter, key_marker)
+    if max_keys <= 0:
+        return VersionPage([], [], False, None, None)
+    items: list[tuple[bytes, _Row | None]] = []
+    truncated = False
+    if version_id_marker and low == key_marker + b"\x00" and key_marker.startswith(prefix):
+        mark = conn.execute(
+            "SELECT seq FROM objects WHERE bucket = ? AND key = ? AND version_id = ? "
+            "UNION ALL SELECT seq FROM object_versions WHERE bucket = ? AND key = ? "
+            "AND version_id = ?",
+            (bucket, key_marker, version_id_marker) * 2).fetchone()
+        if mark is not None:  # a vanished marker version: the key is simply done
+            same_key = conn.execute(
+                _LIST_VERSIONS.format(bound="AND key = ? AND seq < ?"),
+                (bucket, key_marker, key_marker, mark[0]) * 2 + (max_keys + 1,)).fetchall()
+            truncated = len(same_key) > max_keys
+            items = [(bytes(r[0]), r) for r in same_key[:max_keys]]
+    if not truncated and low is not None:
+        high = successor(prefix) if prefix else None
+        bounded = _LIST_VERSIONS.format(bound="AND key < ?")
+        unbounded = _LIST_VERSIONS.format(bound="")
+
+        def query(start: bytes, limit: int) -> sqlite3.Cursor:
+            if high is None:
+                return conn.execute(unbounded, (bucket, start, bucket, start, limit))
+            return conn.execute(bounded, (bucket, start, high, bucket, start, high, limit))
+
+        more, truncated, _ = _seek_scan(query, prefix, delimiter, low, max_keys - len(items))
+        items += more
+    entries = [
+        VersionEntry(key.decode("utf-8"), row[2], bool(row[3]) or row[11] is None,
+                     bool(row[4]), row[5], row[6], row[7], row[8], row[9], row[10], row[11])
+        for key, row in items if row is not None
+    ]
+    prefixes = [key.decode("utf-8") for key, row in items if row is None]
+    if not truncated or not items:
+        return VersionPage(entries, prefixes, False, None, None)
+    last_key, last_row = items[-1]
+    return VersionPage(entries, prefixes, True, last_key.decode("utf-8"),
+                       None if last_row is None else str(last_row[2]))
