@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cargohold import config, errors, server
+from cargohold.lifecycle_worker import LAST_PASS_SETTING
 from cargohold.store.base import KEY_PERMISSIONS, AccessKey, Account, MetadataStore
 
 
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     key_list.add_argument("--account")
     key_delete = key.add_parser("delete")
     key_delete.add_argument("key")
+
+    lifecycle = areas.add_parser("lifecycle").add_subparsers(dest="action", required=True)
+    lifecycle.add_parser("status", help="what the last lifecycle pass did, and when")
 
     tls = areas.add_parser("tls").add_subparsers(dest="action", required=True)
     self_signed = tls.add_parser(
@@ -283,4 +287,9 @@ async def _admin_action(store: MetadataStore, settings: config.Settings,
             if not await store.delete_key(args.key):
                 raise errors.InvalidArgument(f"no access key {args.key!r}")
             return {"deleted": args.key}
+    if args.area == "lifecycle" and args.action == "status":
+        text = await store.get_setting(LAST_PASS_SETTING)
+        if text is None:
+            return {"last_pass": None}
+        return {"last_pass": json.loads(text)}
     raise errors.InvalidArgument("unknown admin command")

@@ -30,6 +30,7 @@ from aiohttp import web
 from cargohold.config import Settings
 from cargohold.handlers.context import Services
 from cargohold.http.dispatch import Dispatcher
+from cargohold.lifecycle_worker import LifecycleWorker
 from cargohold.logdelivery import LogDeliverer, RecordBuffer
 from cargohold.store.base import AccessKey, Account, MetadataStore
 from cargohold.store.blobs import BlobStore
@@ -180,6 +181,9 @@ async def run_worker(settings: Settings, index: int,
         deliverer = LogDeliverer(store, blobs,
                                  interval_seconds=settings.log_delivery_interval_seconds)
         background.append(asyncio.create_task(deliverer.run_forever()))
+        lifecycle = LifecycleWorker(store, day_seconds=settings.lifecycle_day_seconds,
+                                    interval_seconds=settings.lifecycle_interval_seconds)
+        background.append(asyncio.create_task(lifecycle.run_forever()))
     access_log.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ query, headers, principal, a body source and the services) and return a :class:`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -20,6 +21,7 @@ from cargohold.auth.model import AuthResult, Principal
 from cargohold.cache import TtlCache
 from cargohold.checksums import Hasher
 from cargohold.config import Settings
+from cargohold.lifecycle import LifecycleConfig, expiration_header
 from cargohold.numbers import decimal
 from cargohold.operations import Operation
 from cargohold.store.base import (
@@ -203,6 +205,36 @@ async def load_current_object(ctx: Context) -> ObjectRecord:
     (errors as :func:`load_version`)."""
     return await load_version(ctx.services.store, ctx.require_bucket(), ctx.require_key(),
                               requested_version(ctx), ctx.method, ctx.target)
+
+
+@functools.lru_cache(maxsize=256)
+def _lifecycle(text: str) -> LifecycleConfig:
+    # A bucket's configuration text is read with the bucket on every request; parsing it
+    # once per distinct text keeps x-amz-expiration cheap.
+    return LifecycleConfig.from_json(text)
+
+
+def expiration_headers(ctx: Context, bucket: Bucket, key: str,
+                       last_modified: float) -> dict[str, str]:
+    """``x-amz-expiration`` when a lifecycle rule will expire this current object."""
+    if bucket.lifecycle is None:
+        return {}
+    found = _lifecycle(bucket.lifecycle).expiration_for(
+        key, last_modified, ctx.services.settings.lifecycle_day_seconds)
+    return {} if found is None else {"x-amz-expiration": expiration_header(*found)}
+
+
+def abort_headers(ctx: Context, bucket: Bucket, key: str, initiated: float) -> dict[str, str]:
+    """``x-amz-abort-date`` / ``x-amz-abort-rule-id`` when a rule will abort this upload."""
+    if bucket.lifecycle is None:
+        return {}
+    found = _lifecycle(bucket.lifecycle).abort_for(
+        key, initiated, ctx.services.settings.lifecycle_day_seconds)
+    if found is None:
+        return {}
+    when, rule_id = found
+    return {"x-amz-abort-date": formatdate(int(when), usegmt=True),
+            "x-amz-abort-rule-id": rule_id}
 
 
 def version_headers(bucket: Bucket, version_id: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ from cargohold.handlers.context import (
     Context,
     Handler,
     Reply,
+    expiration_headers,
     load_version,
     object_loader,
     parse_part_number,
@@ -379,6 +380,7 @@ async def copy_object(ctx: Context) -> Reply:
                         new_record.checksums)
     reply.headers.update(source_version_headers(source, record))
     reply.headers.update(version_headers(bucket, version_id))
+    reply.headers.update(expiration_headers(ctx, bucket, key, new_record.last_modified))
     if target_key is not None:
         reply.headers.update(target_key.response_headers())
     return reply

@@ -26,6 +26,8 @@ from cargohold.handlers.context import (
     Context,
     Handler,
     Reply,
+    abort_headers,
+    expiration_headers,
     parse_part_number,
     version_headers,
 )
@@ -100,9 +102,10 @@ async def create_multipart_upload(ctx: Context) -> Reply:
         sse=sealing.encryption.to_json() if sealing is not None else "",
     )
     await ctx.services.store.create_upload(upload)
-    headers = {}
+    headers = abort_headers(ctx, bucket, key, upload.initiated)
     if algorithm:
-        headers = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": checksum_type}
+        headers.update({"x-amz-checksum-algorithm": algorithm,
+                        "x-amz-checksum-type": checksum_type})
     if sse_key is not None:
         headers.update(sse_key.response_headers())
     return _xml_reply("InitiateMultipartUploadResult", [
@@ -266,7 +269,9 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
     parts = [xmlutil.element("Location", f"/{upload.bucket}/{upload.key}"),
              xmlutil.element("Bucket", upload.bucket), xmlutil.element("Key", upload.key),
              f"<ETag>&quot;{etag}&quot;</ETag>"]
-    headers = version_headers(ctx.require_bucket(), version_id)
+    headers = {**version_headers(ctx.require_bucket(), version_id),
+               **expiration_headers(ctx, ctx.require_bucket(), upload.key,
+                                    record.last_modified)}
     for algorithm, value in combined.items():
         if algorithm == "type":
             parts.append(xmlutil.element("ChecksumType", value))
@@ -336,7 +341,8 @@ async def list_parts(ctx: Context) -> Reply:
         out.append(f"<Part><PartNumber>{part.number}</PartNumber>"
                    f"<LastModified>{xmlutil.iso_time(part.last_modified)}</LastModified>"
                    f"<ETag>&quot;{part.etag}&quot;</ETag>{sums}<Size>{part.size}</Size></Part>")
-    return _xml_reply("ListPartsResult", out)
+    return _xml_reply("ListPartsResult", out,
+                      abort_headers(ctx, ctx.require_bucket(), upload.key, upload.initiated))
 
 
 async def list_multipart_uploads(ctx: Context) -> Reply:

@@ -14,6 +14,7 @@ from cargohold.handlers.context import (
     FileSegment,
     Handler,
     Reply,
+    expiration_headers,
     load_current_object,
     parse_part_number,
     requested_version,
@@ -144,7 +145,8 @@ async def put_object(ctx: Context) -> Reply:
     async with freed_if_refused(ctx, [received.blob_id]):
         version_id = await ctx.services.store.put_object(record, if_match=if_match,
                                                          if_none_match=if_none_match)
-    reply_headers = {"ETag": f'"{record.etag}"', **version_headers(bucket, version_id)}
+    reply_headers = {"ETag": f'"{record.etag}"', **version_headers(bucket, version_id),
+                     **expiration_headers(ctx, bucket, key, record.last_modified)}
     for algorithm, value in computed.items():
         reply_headers[checksums.header_name(algorithm)] = value
     if computed:
@@ -317,7 +319,10 @@ async def get_or_head_object(ctx: Context) -> Reply:
     if part_range is not None:
         byte_range = part_range
     headers = object_headers(record, checksum_mode=checksum_mode and byte_range is None)
-    headers.update(version_headers(ctx.require_bucket(), record.version_id))
+    bucket = ctx.require_bucket()
+    headers.update(version_headers(bucket, record.version_id))
+    if "versionId" not in ctx.query:  # the current object: a rule may expire it
+        headers.update(expiration_headers(ctx, bucket, record.key, record.last_modified))
     if record.parts and part_number is not None:
         headers["x-amz-mp-parts-count"] = str(len(record.parts))
     if byte_range is not None:
