@@ -28,7 +28,7 @@ from cargohold import errors
 from cargohold.acl import Permission
 from cargohold.auth.model import Principal
 from cargohold.operations import Access, Operation
-from cargohold.policy import ACTIONS, BucketPolicy, Decision, RequestFacts
+from cargohold.policy import ACTIONS, VERSIONED_ACTIONS, BucketPolicy, Decision, RequestFacts
 from cargohold.store.base import Bucket, ObjectRecord
 
 # The access classes each Spaces key permission covers on its bucket.
@@ -95,9 +95,12 @@ async def authorize(
     key: str | None = None,
     context: ConditionContext | None = None,
     target: ObjectLoader | None = None,
+    versioned: bool = False,
 ) -> None:
     """Raise ``AccessDenied`` unless ``principal`` may run ``operation`` on ``bucket`` (and
-    ``key``); see the module docstring for the order of the rules."""
+    ``key``); see the module docstring for the order of the rules. ``versioned``: the
+    request names a version (``versionId``), so a policy is asked about the version action
+    (``s3:GetObjectVersion`` for GetObject, and so on), as S3 does."""
     if principal.grants is not None:
         check_key_grant(principal.grants, operation, bucket)
     if operation.access is Access.SERVICE:
@@ -112,7 +115,8 @@ async def authorize(
         raise errors.AccessDenied()  # only the bucket owner manages its policy (as S3)
     decision = Decision.NONE
     if bucket.policy is not None:
-        decision = await _policy_decision(principal, operation, bucket, key, context, target)
+        decision = await _policy_decision(principal, operation, bucket, key, context, target,
+                                          versioned)
         if decision is Decision.DENY and not (owner and operation.name in _POLICY_OPERATIONS):
             raise errors.AccessDenied()
     if owner or decision is Decision.ALLOW:
@@ -132,9 +136,10 @@ async def authorize(
 
 async def _policy_decision(principal: Principal, operation: Operation, bucket: Bucket,
                            key: str | None, context: ConditionContext | None,
-                           target: ObjectLoader | None) -> Decision:
+                           target: ObjectLoader | None, versioned: bool) -> Decision:
     assert bucket.policy is not None
-    action = ACTIONS.get(operation.name)
+    action = (VERSIONED_ACTIONS.get(operation.name) if versioned else None) or ACTIONS.get(
+        operation.name)
     if action is None:
         return Decision.NONE
     resource = f"arn:aws:s3:::{bucket.name}" + (f"/{key}" if key is not None else "")

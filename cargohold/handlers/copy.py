@@ -112,7 +112,8 @@ async def load_source(ctx: Context, source: CopySource) -> ObjectRecord:
         raise errors.NoSuchBucket(BucketName=source.bucket)
     source_object = object_loader(store, source.bucket, source.key, source.version_id)
     await access.authorize(ctx.principal, ALL_OPERATIONS["GetObject"], bucket, source.key,
-                           context=ctx.conditions, target=source_object)
+                           context=ctx.conditions, target=source_object,
+                           versioned=source.version_id is not None)
     if source.version_id is not None and not is_version_id(source.version_id):
         raise errors.InvalidArgument("Invalid version id specified",
                                      ArgumentName="x-amz-copy-source",

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from email.utils import formatdate, parsedate_to_datetime
 
-from cargohold import checksums, errors, xmlutil
+from cargohold import access, checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
 from cargohold.handlers.context import (
     Context,
@@ -23,6 +23,7 @@ from cargohold.handlers.context import (
 from cargohold.handlers.intake import freed_if_refused, read_small_body, receive_body
 from cargohold.handlers.tagging import tags_from_header
 from cargohold.numbers import decimal
+from cargohold.operations import ALL_OPERATIONS
 from cargohold.sse import customer, streams
 from cargohold.sse.chunks import CorruptBlob, ObjectCipher
 from cargohold.store.base import DeleteResult, ObjectRecord, is_version_id
@@ -475,6 +476,8 @@ async def delete_objects(ctx: Context) -> Reply:
         elif version_id is not None and not is_version_id(version_id):
             parts.append(_delete_error(key, version_id, "InvalidArgument",
                                        "Invalid version id specified"))
+        elif bucket.policy is not None and not await _may_delete(ctx, key, version_id):
+            parts.append(_delete_error(key, version_id, "AccessDenied", "Access Denied"))
         else:
             deletable.append((key, version_id))
     results = await ctx.services.store.delete_objects(bucket.name, deletable)
@@ -483,6 +486,18 @@ async def delete_objects(ctx: Context) -> Reply:
                   for (key, version_id), result in zip(deletable, results, strict=True)]
     return Reply(body=xmlutil.document("DeleteResult", parts),
                  headers={"Content-Type": "application/xml"})
+
+
+async def _may_delete(ctx: Context, key: str, version_id: str | None) -> bool:
+    """A bucket policy decides per key, and per version action, as S3 does for each entry
+    of a DeleteObjects (the request itself was checked for the bucket)."""
+    try:
+        await access.authorize(ctx.principal, ALL_OPERATIONS["DeleteObject"],
+                               ctx.require_bucket(), key, context=ctx.conditions,
+                               versioned=version_id is not None)
+    except errors.AccessDenied:
+        return False
+    return True
 
 
 def _deleted(key: str, version_id: str | None, result: DeleteResult) -> str:

@@ -202,7 +202,8 @@ class Dispatcher:
         target = self._object_loader(bucket, address.key, query.get("versionId"))
         if not operation.authenticates_itself:
             await access.authorize(principal, operation, bucket, address.key,
-                                   context=conditions, target=target)
+                                   context=conditions, target=target,
+                                   versioned="versionId" in query)
         content_length = _payload_length(request, auth.payload_mode.is_chunked)
         if operation.max_body is not None and content_length is not None:
             limit = min(operation.max_body, services.settings.max_object_size)
