@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     config.add_arguments(serve)
 
-    admin = commands.add_parser("admin", help="manage accounts and keys")
+    admin = commands.add_parser("admin", help="manage accounts and keys, migrate the "
+                                "store, see what the lifecycle worker did")
     config.add_arguments(admin)
     admin.add_argument("--json", action="store_true", help="JSON output")
     areas = admin.add_subparsers(dest="area", required=True)
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     key_delete = key.add_parser("delete")
     key_delete.add_argument("key")
 
+    areas.add_parser("migrate", help="bring the metadata store's schema up to date")
     lifecycle = areas.add_parser("lifecycle").add_subparsers(dest="action", required=True)
     lifecycle.add_parser("status", help="what the last lifecycle pass did, and when")
 
@@ -287,6 +289,9 @@ async def _admin_action(store: MetadataStore, settings: config.Settings,
             if not await store.delete_key(args.key):
                 raise errors.InvalidArgument(f"no access key {args.key!r}")
             return {"deleted": args.key}
+    if args.area == "migrate":
+        # Opening the store applied any pending migration (once, whoever runs it first).
+        return {"schema_version": await store.schema_version()}
     if args.area == "lifecycle" and args.action == "status":
         text = await store.get_setting(LAST_PASS_SETTING)
         if text is None:

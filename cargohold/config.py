@@ -23,6 +23,13 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     data_dir: str = "./cargohold-data"
+    # Metadata store: "" is the embedded SQLite file in the data directory; a
+    # postgresql://user:password@host:port/db URL shares one database between gateways.
+    meta: str = ""
+    meta_pool_size: int = 10  # PostgreSQL connections per worker process
+    # Background work runs in the holder of a lease in the metadata store; a holder that
+    # dies is replaced within about this long.
+    lease_seconds: float = 10.0
     region: str = "nyc3"
     domain: str = "localhost"
     workers: int = 0  # 0: one per core
@@ -56,7 +63,7 @@ class Settings:
         return Path(self.data_dir)
 
 
-_SECRET_FIELDS = {"root_secret_key"}
+_SECRET_FIELDS = {"root_secret_key"}  # never a flag: it would show in `ps`
 
 
 def _coerce(field_type: Any, raw: Any, name: str) -> Any:

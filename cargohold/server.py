@@ -3,8 +3,10 @@
 ``serve`` runs one worker in this process, or a small supervisor that starts N worker
 processes; every worker binds the same port with ``SO_REUSEPORT`` so the kernel spreads
 connections across them. Background work (blob GC, expiry of abandoned multipart uploads,
-access-log delivery) runs in worker 0 only; every worker buffers its own access-log records
-and writes them to the store's queue, the last of them on shutdown. With
+access-log delivery, lifecycle) runs in one process per cluster: worker 0 of each gateway
+competes for a lease in the metadata store (:mod:`cargohold.background`). Every worker
+buffers its own access-log records and writes them to the store's queue, the last of them
+on shutdown. With
 ``--tls-cert``/``--tls-key`` every worker serves HTTPS with an SSL context it builds once at
 start (checked by the supervisor first, so a bad certificate stops the server before any
 worker starts).
@@ -23,10 +25,15 @@ import ssl
 import string
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from cargohold import errors
+from cargohold.background import LeaseHolder
 from cargohold.config import Settings
 from cargohold.handlers.context import Services
 from cargohold.http.dispatch import Dispatcher
@@ -48,8 +55,26 @@ SHUTDOWN_TIMEOUT = 10.0
 
 
 def open_store(settings: Settings) -> MetadataStore:
+    """The metadata store the settings name: PostgreSQL for ``--meta postgresql://...``,
+    else the embedded SQLite file in the data directory."""
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    if settings.meta:
+        if not settings.meta.startswith(("postgresql://", "postgres://")):
+            raise SystemExit("cargohold: --meta must be a postgresql:// URL (leave it unset "
+                             "for the embedded SQLite store)")
+        from cargohold.store.postgres import PostgresStore  # only deployments that use it
+
+        return PostgresStore(settings.meta, max_size=settings.meta_pool_size)
     return SqliteStore(settings.data_path / "meta.sqlite3")
+
+
+def describe_meta(settings: Settings) -> str:
+    """Where metadata lives, for the start-up line (a PostgreSQL password is not shown)."""
+    if not settings.meta:
+        return "sqlite"
+    parts = urlsplit(settings.meta)
+    host = parts.hostname or "local socket"
+    return f"postgresql {host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def new_canonical_id() -> str:
@@ -66,7 +91,20 @@ def new_secret_key() -> str:
 
 
 async def ensure_root(store: MetadataStore, settings: Settings) -> tuple[AccessKey, bool]:
-    """The root account and its key; returns (key, generated_now)."""
+    """The root account and its key; returns (key, generated_now).
+
+    Several gateways may start together on one shared store: whichever creates the
+    account or the configured key first wins, and the others use what it made.
+    """
+    for _ in range(3):
+        try:
+            return await _ensure_root(store, settings)
+        except errors.InvalidArgument:  # another gateway created it between read and write
+            await asyncio.sleep(0.1)
+    return await _ensure_root(store, settings)
+
+
+async def _ensure_root(store: MetadataStore, settings: Settings) -> tuple[AccessKey, bool]:
     account = await store.get_account_by_name(ROOT_ACCOUNT)
     if account is None:
         account = Account(canonical_id=new_canonical_id(), name=ROOT_ACCOUNT,
@@ -169,21 +207,10 @@ async def run_worker(settings: Settings, index: int,
     await site.start()
     background: list[asyncio.Task[None]] = []
     if index == 0:
-        collector = BlobCollector(store, blobs,
-                                  orphan_grace_seconds=settings.orphan_grace_seconds,
-                                  interval_seconds=settings.gc_interval_seconds)
-        background.append(asyncio.create_task(collector.run_forever()))
-        # Checked as often as the GC runs: one indexed query when nothing is due.
-        expirer = UploadExpirer(store, expiry_seconds=settings.multipart_expiry_seconds,
-                                interval_seconds=settings.gc_interval_seconds)
-        background.append(asyncio.create_task(expirer.run_forever()))
-        # Worker 0 delivers the queue into target buckets, every worker's records alike.
-        deliverer = LogDeliverer(store, blobs,
-                                 interval_seconds=settings.log_delivery_interval_seconds)
-        background.append(asyncio.create_task(deliverer.run_forever()))
-        lifecycle = LifecycleWorker(store, day_seconds=settings.lifecycle_day_seconds,
-                                    interval_seconds=settings.lifecycle_interval_seconds)
-        background.append(asyncio.create_task(lifecycle.run_forever()))
+        # Worker 0 of every gateway competes for the lease; the holder runs the work.
+        leader = LeaseHolder(store, lambda: background_work(settings, store, blobs),
+                             settings.lease_seconds)
+        background.append(asyncio.create_task(leader.run_forever()))
     access_log.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -211,6 +238,23 @@ async def run_worker(settings: Settings, index: int,
                 await store.close()
 
 
+def background_work(settings: Settings, store: MetadataStore,
+                    blobs: BlobStore) -> list[Coroutine[Any, Any, None]]:
+    """The cluster's once-only background passes, for the lease holder to run."""
+    collector = BlobCollector(store, blobs, orphan_grace_seconds=settings.orphan_grace_seconds,
+                              interval_seconds=settings.gc_interval_seconds)
+    # Checked as often as the GC runs: one indexed query when nothing is due.
+    expirer = UploadExpirer(store, expiry_seconds=settings.multipart_expiry_seconds,
+                            interval_seconds=settings.gc_interval_seconds)
+    # Delivers every worker's (every gateway's) queued access-log records.
+    deliverer = LogDeliverer(store, blobs,
+                             interval_seconds=settings.log_delivery_interval_seconds)
+    lifecycle = LifecycleWorker(store, day_seconds=settings.lifecycle_day_seconds,
+                                interval_seconds=settings.lifecycle_interval_seconds)
+    return [collector.run_forever(), expirer.run_forever(), deliverer.run_forever(),
+            lifecycle.run_forever()]
+
+
 def _worker_main(settings: Settings, index: int) -> None:
     configure_logging(settings)
     asyncio.run(run_worker(settings, index))
@@ -234,6 +278,7 @@ def serve(settings: Settings) -> int:
     _listen_socket(settings).close()
     print(f"cargohold: serving S3 on {_scheme(ssl_context)}://{settings.host}:{settings.port} "
           f"(region {settings.region}, data {Path(settings.data_dir).resolve()}, "
+          f"metadata {describe_meta(settings)}, "
           f"{settings.workers} worker{'s' if settings.workers != 1 else ''})", flush=True)
     if settings.workers == 1:
         asyncio.run(run_worker(settings, 0, ssl_context))

@@ -32,6 +32,9 @@ from cargohold import cli
 ACCESS_KEY = "CHTESTROOTKEY0000001"
 SECRET_KEY = "test-root-secret-key-for-cargohold-0001"
 REGION = "nyc3"
+# The metadata store the servers started by tests use: "sqlite" (the default) or
+# "postgresql" (scripts/test's second pass: each server gets a database of its own).
+TEST_STORE = os.environ.get("CARGOHOLD_TEST_STORE", "sqlite")
 
 
 def free_port() -> int:
@@ -48,6 +51,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    meta: str = field(default_factory=lambda: default_meta())  # "" = embedded SQLite
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -58,6 +62,8 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         env = {**os.environ, "CARGOHOLD_ROOT_ACCESS_KEY": ACCESS_KEY,
                "CARGOHOLD_ROOT_SECRET_KEY": SECRET_KEY, **self.env}
+        if self.meta:
+            env["CARGOHOLD_META"] = self.meta
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
@@ -99,6 +105,16 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def default_meta() -> str:
+    """``--meta`` for a new test server: a fresh PostgreSQL database in the PostgreSQL
+    pass, else empty (SQLite in the server's data directory)."""
+    if TEST_STORE == "postgresql":
+        from tests.pgserver import fresh_database_dsn
+
+        return fresh_database_dsn()
+    return ""
 
 
 def make_client(endpoint: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
@@ -194,7 +210,9 @@ def admin(server: ServerProcess, *args: str, check: bool = True) -> Any:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = cli.main(["admin", "--data-dir", str(server.data_dir), "--json", *args])
+            meta = ["--meta", server.meta] if server.meta else []
+            code = cli.main(["admin", "--data-dir", str(server.data_dir), *meta, "--json",
+                             *args])
         except SystemExit as exc:  # argparse refusing the arguments
             code = exc.code if isinstance(exc.code, int) else 1
     result = AdminResult(code, out.getvalue(), err.getvalue())

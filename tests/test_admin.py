@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -22,7 +23,8 @@ def test_the_admin_console_command_prints_json_and_refuses_with_a_message(
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "cargohold", "admin", "--data-dir", str(server.data_dir),
-             "--json", *args], capture_output=True, text=True, timeout=60)
+             "--json", *args], capture_output=True, text=True, timeout=60,
+            env={**os.environ, "CARGOHOLD_META": server.meta})
 
     listed = run("account", "list")
     assert listed.returncode == 0 and "root" in {a["name"] for a in json.loads(listed.stdout)}

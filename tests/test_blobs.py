@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cargohold.checksums import new_hasher
-from cargohold.store.base import Account, Bucket, ObjectRecord
+from cargohold.store.base import Account, Bucket, ObjectRecord, PartRef
 from cargohold.store.blobs import FLUSH_SIZE, BlobStore
 from cargohold.store.gc import BlobCollector
 from cargohold.store.sqlite import SqliteStore
@@ -231,6 +231,83 @@ def test_orphan_sweep_removes_old_unreferenced_blobs_only(tmp_path: Path) -> Non
             assert os.path.exists(blobs.path(referenced))
             assert os.path.exists(blobs.path(young))
             assert not stale_tmp.exists()
+
+    asyncio.run(main())
+
+
+def test_the_sweeper_keeps_the_blobs_and_parts_of_noncurrent_versions(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "data")
+
+    async def main() -> None:
+        async with sqlite_store(tmp_path) as store:
+            await store.set_bucket_versioning("bkt", "Enabled")
+            old = await write_blob(blobs, b"old version")
+            parts = [await write_blob(blobs, b"part one"), await write_blob(blobs, b"part two")]
+            current = await write_blob(blobs, b"current")
+            v1 = await store.put_object(record("k", old))
+            big = ObjectRecord("bkt", "k", "", 16, "f" * 32 + "-2", time.time(), parts=tuple(
+                PartRef(n, b, 8, f"{n:032x}") for n, b in enumerate(parts, start=1)))
+            v2 = await store.put_object(big)
+            await store.put_object(record("k", current))
+            await store.delete_object("bkt", "k")  # all three hidden behind a marker
+            every = [old, *parts, current]
+            for blob_id in every:
+                age(blobs.path(blob_id), 7200)  # old enough to be taken for orphans
+            collector = BlobCollector(store, blobs, orphan_grace_seconds=3600,
+                                      interval_seconds=60)
+            assert await collector.run_once() == (0, 0)
+            assert all(os.path.exists(blobs.path(b)) for b in every)
+            # Deleting a version by id frees its blobs, and only its.
+            await store.delete_object("bkt", "k", v1)
+            await store.delete_object("bkt", "k", v2)
+            assert await collector.run_once() == (3, 0)
+            assert [os.path.exists(blobs.path(b)) for b in every] == [False, False, False, True]
+
+    asyncio.run(main())
+
+
+def test_the_sweeper_never_takes_a_version_being_promoted_for_an_orphan(
+        tmp_path: Path) -> None:
+    # Deleting a delete marker moves the version under it (blob and parts) back to the
+    # current objects while the sweeper asks whether its old blobs are referenced.
+    blobs = BlobStore(tmp_path / "data")
+
+    async def main() -> None:
+        async with sqlite_store(tmp_path) as store:
+            await store.set_bucket_versioning("bkt", "Enabled")
+            single = await write_blob(blobs, b"single")
+            parts = [await write_blob(blobs, b"part one"), await write_blob(blobs, b"part two")]
+            await store.put_object(record("k", single))
+            await store.put_object(ObjectRecord(
+                "bkt", "big", "", 16, "f" * 32 + "-2", time.time(), parts=tuple(
+                    PartRef(n, b, 8, f"{n:032x}") for n, b in enumerate(parts, start=1))))
+            every = [single, *parts]
+            for blob_id in every:
+                age(blobs.path(blob_id), 7200)
+            collector = BlobCollector(store, blobs, orphan_grace_seconds=3600,
+                                      interval_seconds=60)
+            done = False
+
+            async def churn() -> None:
+                nonlocal done
+                try:
+                    for _ in range(300):
+                        for key in ("k", "big"):
+                            marker = (await store.delete_object("bkt", key)).version_id
+                            await store.delete_object("bkt", key, marker)
+                finally:
+                    done = True
+
+            async def sweep() -> int:
+                passes = 0
+                while not done:
+                    passes += 1
+                    assert await collector.run_once() == (0, 0)
+                return passes
+
+            _, passes = await asyncio.gather(churn(), sweep())
+            assert passes > 20
+            assert all(os.path.exists(blobs.path(b)) for b in every)
 
     asyncio.run(main())
 

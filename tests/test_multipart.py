@@ -25,8 +25,9 @@ from urllib.parse import quote_plus, unquote_plus
 import pytest
 from botocore.exceptions import ClientError
 
-from cargohold.server import ROOT_ACCOUNT
-from cargohold.store.base import Account, Bucket, Upload, UploadedPart
+from cargohold.config import Settings
+from cargohold.server import ROOT_ACCOUNT, open_store
+from cargohold.store.base import Account, Bucket, MetadataStore, Upload, UploadedPart
 from cargohold.store.expiry import UploadExpirer
 from cargohold.store.sqlite import SqliteStore
 from tests import rawhttp
@@ -177,11 +178,11 @@ def raw(server: ServerProcess, method: str, path: str, body: bytes = b"") -> tup
     return resp.status, found.group(1).decode() if found else ""
 
 
-def on_store(data_dir: Path, fn: Callable[[SqliteStore], Awaitable[T]]) -> T:
-    """Run ``fn`` on the server's own metadata store, opened from this process (several
-    processes may open it, as the admin CLI does)."""
+def on_store(proc: ServerProcess, fn: Callable[[MetadataStore], Awaitable[T]]) -> T:
+    """Run ``fn`` on the server's own metadata store (SQLite or PostgreSQL), opened from
+    this process (several processes may open it, as the admin CLI does)."""
     async def run() -> T:
-        store = SqliteStore(data_dir / "meta.sqlite3")
+        store = open_store(Settings(data_dir=str(proc.data_dir), meta=proc.meta))
         await store.open()
         try:
             return await fn(store)
@@ -191,7 +192,7 @@ def on_store(data_dir: Path, fn: Callable[[SqliteStore], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-async def _referenced(store: SqliteStore) -> set[str]:
+async def _referenced(store: MetadataStore) -> set[str]:
     """Every blob a committed object or an in-progress upload's part uses."""
     account = await store.get_account_by_name(ROOT_ACCOUNT)
     assert account is not None
@@ -225,10 +226,11 @@ async def _referenced(store: SqliteStore) -> set[str]:
     return used
 
 
-def assert_blob_files_become_exactly_the_referenced_ones(data_dir: Path) -> None:
+def assert_blob_files_become_exactly_the_referenced_ones(proc: ServerProcess) -> None:
     """Once the GC has run, the blob files on disk are exactly those the metadata uses: no
     freed blob left behind, none that an object or upload needs missing."""
-    referenced = on_store(data_dir, _referenced)
+    data_dir = proc.data_dir
+    referenced = on_store(proc, _referenced)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and blob_files(data_dir) != referenced:
         time.sleep(0.2)
@@ -298,12 +300,12 @@ def test_an_object_over_5_tib_is_entity_too_large(server: ServerProcess, s3: Any
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key="vast")["UploadId"]
     count = 5 * 1024 + 1
 
-    async def record_parts(store: SqliteStore) -> None:
+    async def record_parts(store: MetadataStore) -> None:
         await asyncio.gather(*(store.put_part(UploadedPart(
             upload_id=upload_id, number=n, blob_id=secrets.token_hex(16), size=5 * 1024**3,
             etag=f"{n:032x}", last_modified=time.time())) for n in range(1, count + 1)))
 
-    on_store(server.data_dir, record_parts)
+    on_store(server, record_parts)
     parts = [{"PartNumber": n, "ETag": f'"{n:032x}"'} for n in range(1, count + 1)]
     with pytest.raises(ClientError) as exc:
         s3.complete_multipart_upload(Bucket=bucket, Key="vast", UploadId=upload_id,
@@ -607,7 +609,7 @@ def test_parts_uploaded_in_parallel_all_land_in_the_object(gc_server: ServerProc
     whole = b"".join(bodies[n] for n in sorted(bodies))
     assert s3.get_object(Bucket=gc_bucket, Key="par")["Body"].read() == whole
     # The two losing copies of part 3 are freed; every part the object uses is on disk.
-    assert_blob_files_become_exactly_the_referenced_ones(gc_server.data_dir)
+    assert_blob_files_become_exactly_the_referenced_ones(gc_server)
 
 
 def race(calls: list[Callable[[], Any]]) -> list[str]:
@@ -665,7 +667,7 @@ def test_complete_racing_abort_has_exactly_one_outcome_and_leaks_no_blob(
         assert error_code(exc) == "NoSuchUpload"
     assert sum(tally.values()) == ROUNDS
     assert s3.list_multipart_uploads(Bucket=gc_bucket).get("Uploads", []) == []
-    assert_blob_files_become_exactly_the_referenced_ones(gc_server.data_dir)
+    assert_blob_files_become_exactly_the_referenced_ones(gc_server)
 
 
 def test_two_completes_racing_have_exactly_one_winner_and_leak_no_blob(
@@ -685,7 +687,7 @@ def test_two_completes_racing_have_exactly_one_winner_and_leak_no_blob(
         winner = outcomes.index("ok")
         assert s3.get_object(Bucket=gc_bucket, Key=key)["Body"].read() == bodies[winner]
     assert s3.list_multipart_uploads(Bucket=gc_bucket).get("Uploads", []) == []
-    assert_blob_files_become_exactly_the_referenced_ones(gc_server.data_dir)
+    assert_blob_files_become_exactly_the_referenced_ones(gc_server)
 
 
 def test_a_part_uploaded_again_replaces_the_first_and_frees_its_blob(
@@ -698,7 +700,7 @@ def test_a_part_uploaded_again_replaces_the_first_and_frees_its_blob(
     listed = s3.list_parts(Bucket=gc_bucket, Key="again", UploadId=upload_id)["Parts"]
     assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed] == [
         (1, second["ETag"], len(b"second version"))]
-    assert_blob_files_become_exactly_the_referenced_ones(gc_server.data_dir)
+    assert_blob_files_become_exactly_the_referenced_ones(gc_server)
     assert len(blob_files(gc_server.data_dir)) == len(before)  # one freed, one added
     s3.complete_multipart_upload(Bucket=gc_bucket, Key="again", UploadId=upload_id,
                                  MultipartUpload={"Parts": parts_of(s3, gc_bucket, "again",
@@ -711,13 +713,13 @@ def test_parts_not_named_in_the_completion_are_freed(gc_server: ServerProcess,
     s3 = make_client(gc_server.endpoint)
     bodies = [os.urandom(5 * MIB), b"skipped", b"also skipped", b"the end"]
     upload_id, parts = upload_parts(s3, gc_bucket, "sparse", bodies)
-    assert_blob_files_become_exactly_the_referenced_ones(gc_server.data_dir)
+    assert_blob_files_become_exactly_the_referenced_ones(gc_server)
     before = blob_files(gc_server.data_dir)
     s3.complete_multipart_upload(Bucket=gc_bucket, Key="sparse", UploadId=upload_id,
                                  MultipartUpload={"Parts": [parts[0], parts[3]]})
     assert s3.get_object(Bucket=gc_bucket, Key="sparse")["Body"].read() == (
         bodies[0] + bodies[3])
-    assert_blob_files_become_exactly_the_referenced_ones(gc_server.data_dir)
+    assert_blob_files_become_exactly_the_referenced_ones(gc_server)
     assert len(before - blob_files(gc_server.data_dir)) == 2
 
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from cargohold import config
 from tests import rawhttp
-from tests.conftest import ServerProcess, free_port, make_client
+from tests.conftest import ServerProcess, default_meta, free_port, make_client
 from tests.test_buckets import error_code
 
 
@@ -52,7 +52,10 @@ def test_unknown_or_malformed_settings_are_refused(tmp_path: Path) -> None:
 
 def test_first_start_generates_root_credentials_and_prints_them_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    meta = default_meta()  # the same store (SQLite or PostgreSQL) for all three starts
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
+    if meta:
+        env["CARGOHOLD_META"] = meta
     outputs = []
     for _ in range(2):
         port = free_port()
@@ -75,8 +78,8 @@ def test_first_start_generates_root_credentials_and_prints_them_once(tmp_path: P
     access = first.split("access key:")[1].split()[0]
     secret = first.split("secret key:")[1].split()[0]
     assert secret not in second and "generated" not in second
-    proc = ServerProcess(data_dir=data_dir, env={"CARGOHOLD_ROOT_ACCESS_KEY": "",
-                                                 "CARGOHOLD_ROOT_SECRET_KEY": ""})
+    proc = ServerProcess(data_dir=data_dir, meta=meta, env={"CARGOHOLD_ROOT_ACCESS_KEY": "",
+                                                            "CARGOHOLD_ROOT_SECRET_KEY": ""})
     proc.start()
     try:
         make_client(proc.endpoint, access, secret).list_buckets()

@@ -20,9 +20,11 @@ import pytest
 
 from cargohold import errors
 from cargohold.store.base import (
+    NULL_VERSION,
     AccessKey,
     Account,
     Bucket,
+    DeleteResult,
     ListEntry,
     ListPage,
     MetadataStore,
@@ -30,12 +32,18 @@ from cargohold.store.base import (
     PartRef,
     Upload,
     UploadedPart,
+    VersionEntry,
+    is_version_id,
 )
+from cargohold.store.postgres import PostgresStore
 from cargohold.store.sqlite import MIGRATIONS, SqliteStore, successor
+from tests.pgserver import fresh_database_dsn
 
-# name -> factory(tmp_path) -> unopened store. PostgreSQL goes here as one more line.
+# name -> factory(tmp_path) -> unopened store. PostgreSQL tests are skipped when no server
+# is at hand (tests/pgserver.py).
 STORE_FACTORIES: dict[str, Callable[[Path], MetadataStore]] = {
     "sqlite": lambda tmp: SqliteStore(tmp / "meta.db"),
+    "postgresql": lambda tmp: PostgresStore(fresh_database_dsn()),
 }
 
 OWNER = "a" * 64
@@ -892,6 +900,958 @@ async def test_settings_round_trip_and_overwrite(store: MetadataStore) -> None:
     assert await store.get_setting("root") == "two"
 
 
+# ------------------------------------------------------------------- versioning
+#
+# The versioning rules of AWS S3, pinned for every store. A bucket that never had
+# versioning keeps one `null` version per key; Enabled makes every put and every delete
+# without a version id a new version; Suspended writes the `null` version and keeps the
+# others. `objects` (what GET and ListObjects see) is always the current version only.
+
+
+async def enable(store: MetadataStore, bucket: str = BUCKET) -> None:
+    await store.set_bucket_versioning(bucket, "Enabled")
+
+
+async def suspend(store: MetadataStore, bucket: str = BUCKET) -> None:
+    await store.set_bucket_versioning(bucket, "Suspended")
+
+
+async def history(store: MetadataStore, key: str | None = None) -> list[VersionEntry]:
+    """Every version and marker in the bucket (of ``key`` only, if given), one page."""
+    page = await store.list_object_versions(BUCKET, max_keys=100000)
+    assert not page.is_truncated
+    return [e for e in page.entries if key is None or e.key == key]
+
+
+def vids(entries: list[VersionEntry]) -> list[str]:
+    return [e.version_id for e in entries]
+
+
+def rich(key: str, blob_id: str, **changes: Any) -> ObjectRecord:
+    """A record with every attribute set, so a round trip that drops one shows."""
+    return dataclasses.replace(
+        ObjectRecord(bucket=BUCKET, key=key, blob_id=blob_id, size=11, etag="c" * 32,
+                     last_modified=time.time(), content_type="text/plain",
+                     headers={"cache-control": "no-cache"}, metadata={"m": "v"},
+                     tags={"t": "1"}, acl='{"public":1}', sse="sse-c-params",
+                     checksums={"CRC32": "AAAAAA==", "type": "FULL_OBJECT"},
+                     storage_class="STANDARD_IA"),
+        **changes)
+
+
+def as_version(record: ObjectRecord, version_id: str) -> ObjectRecord:
+    return dataclasses.replace(record, version_id=version_id)
+
+
+@aio
+async def test_a_bucket_that_never_had_versioning_keeps_one_null_version_and_no_markers(
+        store: MetadataStore) -> None:
+    bucket = await store.get_bucket(BUCKET)
+    assert bucket is not None and bucket.versioning == ""
+    assert await store.put_object(obj("k", blob(1))) == NULL_VERSION
+    assert await store.put_object(obj("k", blob(2))) == NULL_VERSION
+    assert await store.pending_blob_deletions() == [blob(1)]  # replaced, not kept
+    [entry] = await history(store)
+    assert (entry.key, entry.version_id, entry.is_latest, entry.delete_marker) == (
+        "k", NULL_VERSION, True, False)
+    assert entry.noncurrent_since is None
+    got = await store.get_version(BUCKET, "k", NULL_VERSION)
+    assert got is not None and got.blob_id == blob(2)
+    result = await store.delete_object(BUCKET, "k")
+    assert (result.version_id, result.delete_marker) == (None, False)
+    assert result.removed is not None and result.removed.blob_id == blob(2)
+    assert await history(store) == []  # no delete marker
+    assert await store.get_version(BUCKET, "k", None) is None
+    assert await store.bucket_is_empty(BUCKET)
+
+
+@aio
+async def test_deleting_the_null_version_by_id_in_a_never_versioned_bucket_removes_it(
+        store: MetadataStore) -> None:
+    await store.put_object(obj("k", blob(1)))
+    result = await store.delete_object(BUCKET, "k", NULL_VERSION)
+    assert (result.version_id, result.delete_marker) == (NULL_VERSION, False)
+    assert result.removed is not None and result.removed.blob_id == blob(1)
+    assert await store.get_object(BUCKET, "k") is None
+    assert await history(store) == []
+    assert await store.pending_blob_deletions() == [blob(1)]
+
+
+@aio
+async def test_an_enabled_bucket_gives_every_put_a_fresh_version_id_that_sorts_by_age(
+        store: MetadataStore) -> None:
+    await enable(store)
+    bucket = await store.get_bucket(BUCKET)
+    assert bucket is not None and bucket.versioning == "Enabled"
+    made = [await store.put_object(obj("k", blob(n))) for n in range(1, 21)]
+    assert len(set(made)) == len(made)
+    for version_id in made:
+        assert len(version_id) == 32 and version_id == version_id.lower()
+        assert is_version_id(version_id) and version_id != NULL_VERSION
+        int(version_id, 16)
+    assert made == sorted(made)  # older ids sort first
+    assert vids(await history(store)) == made[::-1]  # the listing: newest first
+
+
+@aio
+async def test_an_enabled_bucket_keeps_the_replaced_object_as_a_noncurrent_version(
+        store: MetadataStore) -> None:
+    await enable(store)
+    first = rich("k", blob(1))
+    v1 = await store.put_object(first)
+    second = obj("k", blob(2), size=7)
+    before = time.time()
+    v2 = await store.put_object(second)
+    current = await store.get_object(BUCKET, "k")
+    assert current == as_version(second, v2)
+    # Every attribute of the old version survives its move, and it keeps its blob.
+    assert await store.get_version(BUCKET, "k", v1) == as_version(first, v1)
+    assert await store.get_version(BUCKET, "k", v2) == as_version(second, v2)
+    assert await store.get_version(BUCKET, "k", None) == as_version(second, v2)
+    assert await store.pending_blob_deletions() == []
+    assert await store.referenced_blobs([blob(1), blob(2)]) == {blob(1), blob(2)}
+    latest, old = await history(store)
+    assert (latest.version_id, latest.is_latest, latest.noncurrent_since) == (v2, True, None)
+    assert (old.version_id, old.is_latest, old.delete_marker) == (v1, False, False)
+    assert old.noncurrent_since is not None and before <= old.noncurrent_since <= time.time()
+    assert (old.size, old.etag, old.storage_class, old.checksum_algorithm,
+            old.checksum_type, old.last_modified) == (
+        11, "c" * 32, "STANDARD_IA", "CRC32", "FULL_OBJECT", first.last_modified)
+    listed = await store.list_objects(BUCKET)
+    assert listed.entries == [ListEntry.of(as_version(second, v2))]
+
+
+@aio
+async def test_a_version_of_one_key_is_not_found_under_another(store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("a", blob(1)))
+    await store.put_object(obj("a", blob(2)))
+    assert await store.get_version(BUCKET, "b", v1) is None
+    assert await store.get_version(BUCKET, "a", "0" * 32) is None
+    assert await store.get_version(BUCKET, "a", NULL_VERSION) is None
+
+
+@aio
+async def test_a_delete_without_a_version_id_puts_a_delete_marker_on_top(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    result = await store.delete_object(BUCKET, "k")
+    marker = result.version_id
+    assert marker is not None and is_version_id(marker) and marker > v1
+    assert (result.delete_marker, result.removed) == (True, None)
+    assert await store.get_object(BUCKET, "k") is None
+    latest = await store.get_version(BUCKET, "k", None)
+    assert latest is not None and latest.delete_marker and latest.version_id == marker
+    named = await store.get_version(BUCKET, "k", marker)
+    assert named is not None and named.delete_marker
+    kept = await store.get_version(BUCKET, "k", v1)
+    assert kept is not None and kept.blob_id == blob(1) and not kept.delete_marker
+    entries = await history(store)
+    assert [(e.version_id, e.is_latest, e.delete_marker) for e in entries] == [
+        (marker, True, True), (v1, False, False)]
+    assert entries[0].noncurrent_since is None and entries[1].noncurrent_since is not None
+    assert (await store.list_objects(BUCKET)).entries == []
+    assert await store.pending_blob_deletions() == []
+    # Another delete stacks another marker, as S3 does; a put ends the latest one.
+    again = (await store.delete_object(BUCKET, "k")).version_id
+    assert again is not None and again > marker
+    v2 = await store.put_object(obj("k", blob(2)))
+    entries = await history(store)
+    assert [(e.version_id, e.is_latest, e.delete_marker) for e in entries] == [
+        (v2, True, False), (again, False, True), (marker, False, True), (v1, False, False)]
+    assert all(e.noncurrent_since is not None for e in entries[1:])
+
+
+@aio
+async def test_a_delete_in_an_enabled_bucket_makes_a_marker_even_for_a_missing_key(
+        store: MetadataStore) -> None:
+    await enable(store)
+    result = await store.delete_object(BUCKET, "never")
+    assert result.delete_marker and result.version_id is not None and result.removed is None
+    assert [(e.key, e.is_latest, e.delete_marker) for e in await history(store)] == [
+        ("never", True, True)]
+
+
+@aio
+async def test_deleting_a_noncurrent_version_by_id_removes_it_for_good_and_queues_its_blob(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    v2 = await store.put_object(obj("k", blob(2)))
+    v3 = await store.put_object(obj("k", blob(3)))
+    result = await store.delete_object(BUCKET, "k", v2)
+    assert (result.version_id, result.delete_marker) == (v2, False)
+    assert result.removed is not None and result.removed.blob_id == blob(2)
+    assert await store.get_version(BUCKET, "k", v2) is None
+    assert await store.pending_blob_deletions() == [blob(2)]
+    current = await store.get_object(BUCKET, "k")
+    assert current is not None and current.version_id == v3
+    assert vids(await history(store)) == [v3, v1]
+
+
+@aio
+async def test_deleting_the_current_version_makes_the_newest_noncurrent_one_current_again(
+        store: MetadataStore) -> None:
+    await enable(store)
+    first = rich("k", blob(1))
+    v1 = await store.put_object(first)
+    v2 = await store.put_object(obj("k", blob(2)))
+    result = await store.delete_object(BUCKET, "k", v2)
+    assert (result.version_id, result.delete_marker) == (v2, False)
+    assert result.removed is not None and result.removed.blob_id == blob(2)
+    assert await store.get_object(BUCKET, "k") == as_version(first, v1)
+    assert await store.pending_blob_deletions() == [blob(2)]
+    [entry] = await history(store)
+    assert (entry.version_id, entry.is_latest, entry.noncurrent_since) == (v1, True, None)
+    assert (await store.list_objects(BUCKET)).entries == [ListEntry.of(as_version(first, v1))]
+    # And the promoted version is an ordinary current one: a new put archives it again.
+    v3 = await store.put_object(obj("k", blob(3)))
+    assert vids(await history(store)) == [v3, v1]
+    assert await store.pending_blob_deletions() == [blob(2)]
+
+
+@aio
+async def test_deleting_the_current_version_under_a_delete_marker_leaves_the_key_hidden(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    marker = (await store.delete_object(BUCKET, "k")).version_id
+    v2 = await store.put_object(obj("k", blob(2)))
+    await store.delete_object(BUCKET, "k", v2)
+    assert await store.get_object(BUCKET, "k") is None
+    latest = await store.get_version(BUCKET, "k", None)
+    assert latest is not None and latest.delete_marker and latest.version_id == marker
+    entries = await history(store)
+    assert [(e.version_id, e.is_latest, e.delete_marker) for e in entries] == [
+        (marker, True, True), (v1, False, False)]
+    assert entries[0].noncurrent_since is None
+    assert (await store.list_objects(BUCKET)).entries == []
+
+
+@aio
+async def test_deleting_the_latest_delete_marker_brings_the_previous_version_back(
+        store: MetadataStore) -> None:
+    await enable(store)
+    first = rich("k", blob(1))
+    v1 = await store.put_object(first)
+    marker = (await store.delete_object(BUCKET, "k")).version_id
+    assert marker is not None
+    result = await store.delete_object(BUCKET, "k", marker)
+    assert (result.version_id, result.delete_marker, result.removed) == (marker, True, None)
+    assert await store.get_object(BUCKET, "k") == as_version(first, v1)
+    assert await store.get_version(BUCKET, "k", marker) is None
+    assert [(e.version_id, e.is_latest) for e in await history(store)] == [(v1, True)]
+    assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_deleting_the_latest_marker_over_an_older_marker_leaves_that_one_latest(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    older = (await store.delete_object(BUCKET, "k")).version_id
+    newer = (await store.delete_object(BUCKET, "k")).version_id
+    assert newer is not None
+    await store.delete_object(BUCKET, "k", newer)
+    assert await store.get_object(BUCKET, "k") is None
+    entries = await history(store)
+    assert [(e.version_id, e.is_latest, e.delete_marker) for e in entries] == [
+        (older, True, True), (v1, False, False)]
+    assert entries[0].noncurrent_since is None
+
+
+@aio
+async def test_deleting_a_noncurrent_delete_marker_changes_nothing_else(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    marker = (await store.delete_object(BUCKET, "k")).version_id
+    assert marker is not None
+    v2 = await store.put_object(obj("k", blob(2)))
+    result = await store.delete_object(BUCKET, "k", marker)
+    assert (result.version_id, result.delete_marker, result.removed) == (marker, True, None)
+    current = await store.get_object(BUCKET, "k")
+    assert current is not None and current.version_id == v2
+    assert [(e.version_id, e.is_latest) for e in await history(store)] == [
+        (v2, True), (v1, False)]
+
+
+@aio
+async def test_deleting_a_nonexistent_version_changes_nothing_and_reports_that_id(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    v2 = await store.put_object(obj("k", blob(2)))
+    before = await history(store)
+    for missing in ("0" * 32, "f" * 32, NULL_VERSION):
+        result = await store.delete_object(BUCKET, "k", missing)
+        assert result == DeleteResult(missing, False, None)
+        result = await store.delete_object(BUCKET, "no-such-key", missing)
+        assert result == DeleteResult(missing, False, None)
+    # Another key's version id is not this key's.
+    assert await store.delete_object(BUCKET, "other", v1) == DeleteResult(v1, False, None)
+    assert await history(store) == before
+    assert vids(before) == [v2, v1]
+    assert await store.pending_blob_deletions() == []
+    with pytest.raises(errors.NoSuchBucket):
+        await store.delete_object("nope", "k", v1)
+
+
+@aio
+async def test_delete_objects_deletes_versions_and_makes_markers_with_aligned_results(
+        store: MetadataStore) -> None:
+    await enable(store)
+    a1 = await store.put_object(obj("a", blob(1)))
+    a2 = await store.put_object(obj("a", blob(2)))
+    b1 = await store.put_object(obj("b", blob(3)))
+    results = await store.delete_objects(
+        BUCKET, [("a", a1), ("b", None), ("c", "0" * 32), ("a", a2)])
+    assert [(r.version_id, r.delete_marker) for r in results[:1] + results[2:]] == [
+        (a1, False), ("0" * 32, False), (a2, False)]
+    assert results[1].delete_marker and results[1].version_id not in (None, b1)
+    assert [r.removed.blob_id if r.removed else None for r in results] == [
+        blob(1), None, None, blob(2)]
+    assert [(e.key, e.version_id, e.delete_marker) for e in await history(store)] == [
+        ("b", results[1].version_id, True), ("b", b1, False)]
+    assert sorted(await store.pending_blob_deletions()) == [blob(1), blob(2)]
+
+
+# --- Suspended
+
+
+@aio
+async def test_a_suspended_bucket_writes_the_null_version_and_keeps_the_others(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    await suspend(store)
+    bucket = await store.get_bucket(BUCKET)
+    assert bucket is not None and bucket.versioning == "Suspended"
+    assert await store.put_object(obj("k", blob(2))) == NULL_VERSION
+    assert await store.pending_blob_deletions() == []  # v1 moved aside, not replaced
+    assert await store.put_object(obj("k", blob(3))) == NULL_VERSION
+    assert await store.pending_blob_deletions() == [blob(2)]  # the old null version went
+    current = await store.get_object(BUCKET, "k")
+    assert current is not None and (current.version_id, current.blob_id) == (
+        NULL_VERSION, blob(3))
+    kept = await store.get_version(BUCKET, "k", v1)
+    assert kept is not None and kept.blob_id == blob(1)
+    assert [(e.version_id, e.is_latest) for e in await history(store)] == [
+        (NULL_VERSION, True), (v1, False)]
+
+
+@aio
+async def test_a_suspended_put_replaces_a_noncurrent_null_version(store: MetadataStore) -> None:
+    await store.put_object(obj("k", blob(1)))  # the null version, from before versioning
+    await enable(store)
+    v2 = await store.put_object(obj("k", blob(2)))
+    assert vids(await history(store)) == [v2, NULL_VERSION]
+    old_null = await store.get_version(BUCKET, "k", NULL_VERSION)
+    assert old_null is not None and old_null.blob_id == blob(1)
+    await suspend(store)
+    assert await store.put_object(obj("k", blob(3))) == NULL_VERSION
+    assert await store.pending_blob_deletions() == [blob(1)]
+    entries = await history(store)
+    assert [(e.version_id, e.is_latest) for e in entries] == [(NULL_VERSION, True), (v2, False)]
+    new_null = await store.get_version(BUCKET, "k", NULL_VERSION)
+    assert new_null is not None and new_null.blob_id == blob(3)
+
+
+@aio
+async def test_a_suspended_delete_replaces_the_current_null_version_with_a_null_marker(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    await suspend(store)
+    await store.put_object(obj("k", blob(2)))
+    result = await store.delete_object(BUCKET, "k")
+    assert (result.version_id, result.delete_marker) == (NULL_VERSION, True)
+    assert result.removed is not None and result.removed.blob_id == blob(2)
+    assert await store.pending_blob_deletions() == [blob(2)]
+    assert await store.get_object(BUCKET, "k") is None
+    marker = await store.get_version(BUCKET, "k", None)
+    assert marker is not None and marker.delete_marker and marker.version_id == NULL_VERSION
+    assert [(e.version_id, e.is_latest, e.delete_marker) for e in await history(store)] == [
+        (NULL_VERSION, True, True), (v1, False, False)]
+    # A second suspended delete replaces the null marker with a new one, not a second one.
+    await store.delete_object(BUCKET, "k")
+    assert [(e.version_id, e.delete_marker) for e in await history(store)] == [
+        (NULL_VERSION, True), (v1, False)]
+    # A suspended put replaces the null marker too.
+    await store.put_object(obj("k", blob(3)))
+    assert [(e.version_id, e.is_latest, e.delete_marker) for e in await history(store)] == [
+        (NULL_VERSION, True, False), (v1, False, False)]
+
+
+@aio
+async def test_a_suspended_delete_keeps_a_current_non_null_version_and_drops_the_old_null(
+        store: MetadataStore) -> None:
+    await store.put_object(obj("k", blob(1)))  # null
+    await enable(store)
+    v2 = await store.put_object(obj("k", blob(2)))
+    await suspend(store)
+    result = await store.delete_object(BUCKET, "k")
+    assert (result.version_id, result.delete_marker, result.removed) == (
+        NULL_VERSION, True, None)
+    assert await store.pending_blob_deletions() == [blob(1)]  # the noncurrent null version
+    kept = await store.get_version(BUCKET, "k", v2)
+    assert kept is not None and kept.blob_id == blob(2)
+    assert [(e.version_id, e.is_latest, e.delete_marker) for e in await history(store)] == [
+        (NULL_VERSION, True, True), (v2, False, False)]
+
+
+@aio
+async def test_reenabling_after_suspension_archives_the_null_version(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    await suspend(store)
+    await store.put_object(obj("k", blob(2)))
+    await enable(store)
+    v3 = await store.put_object(obj("k", blob(3)))
+    assert vids(await history(store)) == [v3, NULL_VERSION, v1]
+    assert await store.pending_blob_deletions() == []
+    null = await store.get_version(BUCKET, "k", NULL_VERSION)
+    assert null is not None and null.blob_id == blob(2)
+
+
+# --- inline and multipart versions
+
+
+def multipart(key: str, *blob_ids: str) -> ObjectRecord:
+    parts = tuple(PartRef(n, b, 5, f"{n:032x}", {"CRC32": "AA=="})
+                  for n, b in enumerate(blob_ids, start=1))
+    return ObjectRecord(bucket=BUCKET, key=key, blob_id="", size=5 * len(parts),
+                        etag="f" * 32 + f"-{len(parts)}", last_modified=time.time(), parts=parts)
+
+
+@aio
+async def test_inline_and_multipart_versions_keep_their_bytes_and_parts_while_noncurrent(
+        store: MetadataStore) -> None:
+    await enable(store)
+    tiny = dataclasses.replace(obj("k", size=5), inline=b"hello")
+    big = multipart("k", blob(1), blob(2))
+    v1 = await store.put_object(tiny)
+    v2 = await store.put_object(big)
+    v3 = await store.put_object(obj("k", blob(3)))
+    assert await store.get_version(BUCKET, "k", v1) == as_version(tiny, v1)
+    assert await store.get_version(BUCKET, "k", v2) == as_version(big, v2)
+    assert await store.referenced_blobs([blob(1), blob(2), blob(3)]) == {
+        blob(1), blob(2), blob(3)}
+    assert await store.pending_blob_deletions() == []
+    # Deleting the current version brings each back intact, in turn.
+    await store.delete_object(BUCKET, "k", v3)
+    assert await store.get_object(BUCKET, "k") == as_version(big, v2)
+    await store.delete_object(BUCKET, "k", v2)
+    assert await store.get_object(BUCKET, "k") == as_version(tiny, v1)
+    assert sorted(await store.pending_blob_deletions()) == [blob(1), blob(2), blob(3)]
+    assert await store.referenced_blobs([blob(1), blob(2), blob(3)]) == set()
+    # And a promoted inline object moves aside intact once more.
+    v4 = await store.put_object(obj("k", blob(4)))
+    assert await store.get_version(BUCKET, "k", v1) == as_version(tiny, v1)
+    assert vids(await history(store)) == [v4, v1]
+
+
+@aio
+async def test_a_multipart_version_comes_back_from_behind_a_delete_marker_intact(
+        store: MetadataStore) -> None:
+    await enable(store)
+    big = multipart("k", blob(1), blob(2), blob(3))
+    v1 = await store.put_object(big)
+    marker = (await store.delete_object(BUCKET, "k")).version_id
+    assert marker is not None
+    assert await store.referenced_blobs([blob(1), blob(2), blob(3)]) == {
+        blob(1), blob(2), blob(3)}
+    await store.delete_object(BUCKET, "k", marker)
+    assert await store.get_object(BUCKET, "k") == as_version(big, v1)
+    # Its parts are current again: replacing it in a suspended bucket archives them, a
+    # delete of that version frees every one.
+    await suspend(store)
+    await store.put_object(obj("k", blob(4)))
+    await store.delete_object(BUCKET, "k", v1)
+    assert sorted(await store.pending_blob_deletions()) == [blob(1), blob(2), blob(3)]
+
+
+@aio
+async def test_completing_an_upload_in_an_enabled_bucket_makes_a_new_version(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("big", blob(9)))
+    await store.create_upload(upload("u1"))
+    for n in (1, 2):
+        await store.put_part(part("u1", n, blob(n)))
+    record = manifest_record("big", blob(1), blob(2))
+    v2 = await store.complete_upload("u1", record)
+    assert is_version_id(v2) and v2 > v1
+    assert await store.get_object(BUCKET, "big") == as_version(record, v2)
+    old = await store.get_version(BUCKET, "big", v1)
+    assert old is not None and old.blob_id == blob(9)
+    assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_conditional_puts_see_a_delete_marker_as_no_object(store: MetadataStore) -> None:
+    await enable(store)
+    await store.put_object(obj("k", blob(1), etag="1" * 32))
+    await store.delete_object(BUCKET, "k")
+    with pytest.raises(errors.NoSuchKey):
+        await store.put_object(obj("k", blob(2)), if_match="1" * 32)
+    v2 = await store.put_object(obj("k", blob(3)), if_none_match=True)
+    with pytest.raises(errors.PreconditionFailed):
+        await store.put_object(obj("k", blob(4)), if_none_match=True)
+    current = await store.get_object(BUCKET, "k")
+    assert current is not None and current.version_id == v2
+
+
+# --- ListObjectVersions
+
+
+@aio
+async def test_version_listing_orders_keys_by_bytes_then_versions_newest_first(
+        store: MetadataStore) -> None:
+    await enable(store)
+    made: dict[str, list[str]] = {}
+    keys = ["b", "a", "é", "😀", "\uffff", "a/b", "A"]
+    for round_ in range(3):
+        for key in keys:
+            if round_ == 1 and key in ("a", "😀"):
+                made[key].append(str((await store.delete_object(BUCKET, key)).version_id))
+            else:
+                made.setdefault(key, []).append(await store.put_object(obj(key)))
+    entries = await history(store)
+    expected = [(k, v) for k in sorted(keys, key=lambda k: k.encode()) for v in made[k][::-1]]
+    assert [(e.key, e.version_id) for e in entries] == expected
+    for key in keys:
+        mine = [e for e in entries if e.key == key]
+        assert [e.is_latest for e in mine] == [True] + [False] * (len(mine) - 1)
+    assert [e.delete_marker for e in entries if e.key == "a"] == [False, True, False]
+    listed = await store.list_objects(BUCKET)
+    assert [(e.key, e.version_id) for e in listed.entries] == [
+        (k, made[k][-1]) for k in sorted(keys, key=lambda k: k.encode())]
+
+
+@aio
+async def test_version_listing_honours_the_prefix_and_rolls_up_common_prefixes(
+        store: MetadataStore) -> None:
+    await enable(store)
+    for key in ["a/b/c", "a/b/d", "a/c", "a/", "a/d/e", "b/x", "a/c"]:
+        await store.put_object(obj(key))
+    await store.delete_object(BUCKET, "a/d/e")
+    page = await store.list_object_versions(BUCKET, prefix="a/", delimiter="/")
+    assert [(e.key, e.is_latest) for e in page.entries] == [
+        ("a/", True), ("a/c", True), ("a/c", False)]
+    assert page.common_prefixes == ["a/b/", "a/d/"]
+    assert not page.is_truncated and page.next_key_marker is None
+    page = await store.list_object_versions(BUCKET, prefix="a/d")
+    assert [(e.key, e.delete_marker) for e in page.entries] == [("a/d/e", True),
+                                                                ("a/d/e", False)]
+    page = await store.list_object_versions(BUCKET, delimiter="/")
+    assert (page.entries, page.common_prefixes) == ([], ["a/", "b/"])
+
+
+@aio
+async def test_version_listing_with_only_a_key_marker_starts_after_that_key(
+        store: MetadataStore) -> None:
+    await enable(store)
+    for key in ["a", "b", "b", "c"]:
+        await store.put_object(obj(key))
+    page = await store.list_object_versions(BUCKET, key_marker="b")
+    assert [e.key for e in page.entries] == ["c"]
+    page = await store.list_object_versions(BUCKET, key_marker="a", max_keys=1)
+    assert [e.key for e in page.entries] == ["b"]
+    assert page.is_truncated and page.next_key_marker == "b"
+    assert page.next_version_id_marker == page.entries[0].version_id
+
+
+@aio
+async def test_version_listing_pages_resume_exactly_where_the_last_page_ended(
+        store: MetadataStore) -> None:
+    await enable(store)
+    rng = random.Random(7)
+    keys = ["a", "a/1", "a/2", "a/x/1", "b", "b/1", "c", "é", "é/1", "z/z/z"]
+    for _ in range(40):
+        key = rng.choice(keys)
+        if rng.random() < 0.25:
+            await store.delete_object(BUCKET, key)
+        else:
+            await store.put_object(obj(key))
+    for prefix, delimiter in [("", ""), ("", "/"), ("a", ""), ("a/", "/"), ("é", "/"),
+                              ("zz", "")]:
+        whole = await store.list_object_versions(BUCKET, prefix, delimiter, max_keys=1000)
+        assert not whole.is_truncated
+        assert all(e.key.startswith(prefix) for e in whole.entries)
+        for max_keys in (1, 2, 3):
+            entries: list[VersionEntry] = []
+            prefixes: list[str] = []
+            key_marker, version_marker = "", ""
+            for _ in range(200):
+                page = await store.list_object_versions(
+                    BUCKET, prefix, delimiter, key_marker, version_marker, max_keys)
+                assert len(page.entries) + len(page.common_prefixes) <= max_keys
+                entries += page.entries
+                prefixes += page.common_prefixes
+                if not page.is_truncated:
+                    assert page.next_key_marker is None
+                    break
+                assert page.next_key_marker is not None
+                key_marker = page.next_key_marker
+                version_marker = page.next_version_id_marker or ""
+            else:
+                pytest.fail("the listing never ended")
+            label = (prefix, delimiter, max_keys)
+            assert entries == whole.entries, label
+            assert prefixes == whole.common_prefixes, label
+
+
+@aio
+async def test_version_listing_max_keys_zero_and_a_missing_bucket(store: MetadataStore) -> None:
+    await enable(store)
+    await store.put_object(obj("k"))
+    page = await store.list_object_versions(BUCKET, max_keys=0)
+    assert (page.entries, page.common_prefixes, page.is_truncated) == ([], [], False)
+    with pytest.raises(errors.NoSuchBucket):
+        await store.list_object_versions("nope")
+
+
+# --- emptiness and blob references
+
+
+@aio
+async def test_a_bucket_holding_only_noncurrent_versions_or_markers_is_not_empty(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    marker = (await store.delete_object(BUCKET, "k")).version_id
+    assert marker is not None
+    assert (await store.list_objects(BUCKET)).entries == []
+    assert not await store.bucket_is_empty(BUCKET)
+    with pytest.raises(errors.BucketNotEmpty):
+        await store.delete_bucket(BUCKET)
+    await store.delete_object(BUCKET, "k", v1)
+    assert not await store.bucket_is_empty(BUCKET)  # the marker alone still counts
+    with pytest.raises(errors.BucketNotEmpty):
+        await store.delete_bucket(BUCKET)
+    await store.delete_object(BUCKET, "k", marker)
+    assert await store.bucket_is_empty(BUCKET)
+    await store.delete_bucket(BUCKET)
+    assert await store.get_bucket(BUCKET) is None
+
+
+@aio
+async def test_blobs_of_noncurrent_versions_and_their_parts_stay_referenced(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(multipart("k", blob(1), blob(2)))
+    v2 = await store.put_object(obj("k", blob(3)))
+    await store.delete_object(BUCKET, "k")  # both now noncurrent, under a marker
+    ids = [blob(n) for n in range(1, 5)]
+    assert await store.referenced_blobs(ids) == {blob(1), blob(2), blob(3)}
+    assert await store.pending_blob_deletions() == []
+    await store.delete_object(BUCKET, "k", v1)
+    assert await store.referenced_blobs(ids) == {blob(3)}
+    await store.delete_object(BUCKET, "k", v2)
+    assert await store.referenced_blobs(ids) == set()
+    assert sorted(await store.pending_blob_deletions()) == [blob(1), blob(2), blob(3)]
+
+
+# --- lifecycle guards
+
+
+@aio
+async def test_an_older_than_delete_acts_only_on_a_current_object_modified_before_it(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(dataclasses.replace(obj("k", blob(1)), last_modified=100.0))
+    assert await store.delete_object(BUCKET, "k", older_than=100.0) == DeleteResult(
+        None, False, None)
+    assert vids(await history(store)) == [v1]
+    result = await store.delete_object(BUCKET, "k", older_than=100.5)
+    assert result.delete_marker and result.version_id is not None
+    # The key is already hidden: nothing current is older than anything, no second marker.
+    assert await store.delete_object(BUCKET, "k", older_than=time.time() + 60) == DeleteResult(
+        None, False, None)
+    assert vids(await history(store)) == [result.version_id, v1]
+    # In a bucket that never had versioning the object goes outright.
+    await store.create_bucket(Bucket("plain", OWNER, "nyc3", time.time()), 100)
+    await store.put_object(dataclasses.replace(obj("k", blob(2), bucket="plain"),
+                                               last_modified=100.0))
+    assert (await store.delete_object("plain", "k", older_than=50.0)).removed is None
+    removed = (await store.delete_object("plain", "k", older_than=150.0)).removed
+    assert removed is not None and removed.blob_id == blob(2)
+
+
+@aio
+async def test_an_older_than_delete_of_a_version_needs_it_noncurrent_since_before_then(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    await store.put_object(obj("k", blob(2)))
+    since = (await history(store))[1].noncurrent_since
+    assert since is not None
+    assert await store.delete_object(BUCKET, "k", v1, older_than=since) == DeleteResult(
+        v1, False, None)
+    assert await store.get_version(BUCKET, "k", v1) is not None
+    assert await store.pending_blob_deletions() == []
+    result = await store.delete_object(BUCKET, "k", v1, older_than=since + 0.001)
+    assert result.removed is not None and result.removed.blob_id == blob(1)
+    assert await store.get_version(BUCKET, "k", v1) is None
+    assert await store.pending_blob_deletions() == [blob(1)]
+
+
+@aio
+async def test_an_older_than_delete_never_removes_the_latest_version_by_id(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(dataclasses.replace(obj("k", blob(1)), last_modified=1.0))
+    later = time.time() + 3600
+    assert await store.delete_object(BUCKET, "k", v1, older_than=later) == DeleteResult(
+        v1, False, None)
+    current = await store.get_object(BUCKET, "k")
+    assert current is not None and current.version_id == v1
+    marker = (await store.delete_object(BUCKET, "k")).version_id
+    assert marker is not None
+    result = await store.delete_object(BUCKET, "k", marker, older_than=later)
+    assert result.removed is None
+    assert vids(await history(store)) == [marker, v1]  # the latest marker stays
+    assert await store.pending_blob_deletions() == []
+
+
+@aio
+async def test_an_expired_delete_marker_is_removed_only_when_it_is_the_only_version_left(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    marker = (await store.delete_object(BUCKET, "k")).version_id
+    assert await store.remove_expired_delete_marker(BUCKET, "k") is None  # v1 remains
+    await store.delete_object(BUCKET, "k", v1)
+    assert await store.remove_expired_delete_marker(BUCKET, "k") == marker
+    assert await history(store) == []
+    assert await store.bucket_is_empty(BUCKET)
+    # A current object is no delete marker; nor is a key with nothing at all.
+    await store.put_object(obj("j", blob(2)))
+    assert await store.remove_expired_delete_marker(BUCKET, "j") is None
+    assert await store.remove_expired_delete_marker(BUCKET, "nothing") is None
+    # A marker that is not the latest is not expired either.
+    await store.delete_object(BUCKET, "j")
+    v3 = await store.put_object(obj("j", blob(3)))
+    assert await store.remove_expired_delete_marker(BUCKET, "j") is None
+    assert len(await history(store, "j")) == 3 and (await history(store, "j"))[0].version_id == v3
+    with pytest.raises(errors.NoSuchBucket):
+        await store.remove_expired_delete_marker("nope", "k")
+
+
+# --- tags and ACLs of versions
+
+
+@aio
+async def test_tags_and_acl_of_a_noncurrent_version_change_only_that_version(
+        store: MetadataStore) -> None:
+    await enable(store)
+    first = rich("k", blob(1))
+    v1 = await store.put_object(first)
+    second = rich("k", blob(2), tags={"current": "yes"})
+    v2 = await store.put_object(second)
+    listed = await history(store)
+    returned = await store.set_object_tags(BUCKET, "k", {"old": "tagged"}, version_id=v1)
+    assert returned == as_version(dataclasses.replace(first, tags={"old": "tagged"}), v1)
+    await store.set_object_acl(BUCKET, "k", '{"v1":1}', version_id=v1)
+    assert await store.get_version(BUCKET, "k", v1) == as_version(
+        dataclasses.replace(first, tags={"old": "tagged"}, acl='{"v1":1}'), v1)
+    assert await store.get_object(BUCKET, "k") == as_version(second, v2)
+    # Naming the current version's id changes the current object.
+    await store.set_object_tags(BUCKET, "k", {"by": "id"}, version_id=v2)
+    await store.set_object_acl(BUCKET, "k", "", version_id=v2)
+    assert await store.get_object(BUCKET, "k") == as_version(
+        dataclasses.replace(second, tags={"by": "id"}, acl=""), v2)
+    assert await history(store) == listed  # no new version, same order and dates
+    assert await store.pending_blob_deletions() == []
+    # And the tags travel with the version when it becomes current again.
+    await store.delete_object(BUCKET, "k", v2)
+    current = await store.get_object(BUCKET, "k")
+    assert current is not None and (current.tags, current.acl) == ({"old": "tagged"}, '{"v1":1}')
+
+
+@aio
+async def test_tagging_a_delete_marker_is_not_allowed_and_an_unknown_version_is_no_such_version(
+        store: MetadataStore) -> None:
+    await enable(store)
+    v1 = await store.put_object(obj("k", blob(1)))
+    marker = (await store.delete_object(BUCKET, "k")).version_id
+    assert marker is not None
+    with pytest.raises(errors.MethodNotAllowed):
+        await store.set_object_tags(BUCKET, "k", {"a": "1"}, version_id=marker)
+    with pytest.raises(errors.MethodNotAllowed):
+        await store.set_object_acl(BUCKET, "k", "", version_id=marker)
+    for unknown in ("0" * 32, NULL_VERSION):
+        with pytest.raises(errors.NoSuchVersion):
+            await store.set_object_tags(BUCKET, "k", {"a": "1"}, version_id=unknown)
+        with pytest.raises(errors.NoSuchVersion):
+            await store.set_object_acl(BUCKET, "k", "", version_id=unknown)
+    with pytest.raises(errors.NoSuchVersion):
+        await store.set_object_tags(BUCKET, "other", {"a": "1"}, version_id=v1)
+    with pytest.raises(errors.NoSuchKey):  # no version named: the key has no current object
+        await store.set_object_tags(BUCKET, "k", {"a": "1"})
+    with pytest.raises(errors.NoSuchBucket):
+        await store.set_object_tags("nope", "k", {"a": "1"}, version_id=v1)
+    kept = await store.get_version(BUCKET, "k", v1)
+    assert kept is not None and kept.tags == {}
+
+
+# --- concurrency
+
+
+def assert_one_ordered_history(entries: list[VersionEntry], current: ObjectRecord | None,
+                               latest: ObjectRecord | None) -> None:
+    """A key's history as a listing shows it: unique ids, strictly newest first, exactly
+    one latest (the first), which is what a plain read finds."""
+    ids = vids(entries)
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids, reverse=True) and all(is_version_id(i) for i in ids)
+    assert [e.is_latest for e in entries] == [True] + [False] * (len(entries) - 1)
+    assert [e.noncurrent_since is None for e in entries] == [e.is_latest for e in entries]
+    top = entries[0]
+    assert latest is not None and latest.version_id == top.version_id
+    assert latest.delete_marker == top.delete_marker
+    if top.delete_marker:
+        assert current is None
+    else:
+        assert current is not None and current.version_id == top.version_id
+
+
+@aio
+async def test_racing_puts_and_deletes_on_one_key_leave_one_totally_ordered_history(
+        store: MetadataStore) -> None:
+    await enable(store)
+    seeded = [await store.put_object(obj("k", blob(n))) for n in range(1, 11)]
+    ops: list[Coroutine[Any, Any, Any]] = []
+    doomed = list(seeded)
+    for n in range(100, 400):
+        roll = n % 5
+        if roll == 0:
+            ops.append(store.delete_object(BUCKET, "k"))
+        elif roll == 1 and doomed:
+            ops.append(store.delete_object(BUCKET, "k", doomed.pop()))  # current ones too
+        else:
+            ops.append(store.put_object(obj("k", blob(n))))
+    random.Random(3).shuffle(ops)
+    results = await asyncio.gather(*ops)
+    made = [r for r in results if isinstance(r, str)]
+    deletes = [r for r in results if isinstance(r, DeleteResult)]
+    markers = [str(r.version_id) for r in deletes if r.delete_marker]
+    removed = [str(r.version_id) for r in deletes if r.removed is not None]
+    assert sorted(removed) == sorted(seeded) and len(markers) + len(removed) == len(deletes)
+    entries = await history(store, "k")
+    assert_one_ordered_history(entries, await store.get_object(BUCKET, "k"),
+                               await store.get_version(BUCKET, "k", None))
+    # Every version made is there, except the ones deleted by id; nothing else is.
+    assert sorted(vids(entries)) == sorted(made + markers)
+    # Every removed version's blob, and only those, is queued.
+    assert sorted(await store.pending_blob_deletions()) == [blob(n) for n in range(1, 11)]
+
+
+# ------------------------------------------------------------------------- leases
+
+
+@aio
+async def test_a_lease_has_one_holder_who_renews_or_releases_it(store: MetadataStore) -> None:
+    assert await store.acquire_lease("background", "one", 30)
+    assert not await store.acquire_lease("background", "two", 30)
+    assert await store.acquire_lease("background", "one", 30)  # renewal by the holder
+    assert await store.acquire_lease("other-work", "two", 30)  # leases are independent
+    await store.release_lease("background", "two")  # not the holder: changes nothing
+    assert not await store.acquire_lease("background", "two", 30)
+    await store.release_lease("background", "one")
+    assert await store.acquire_lease("background", "two", 30)
+    assert not await store.acquire_lease("background", "one", 30)
+    await store.release_lease("nothing-held", "one")  # releasing no lease is harmless
+
+
+@aio
+async def test_a_lease_is_taken_over_only_once_it_has_run_out(store: MetadataStore) -> None:
+    assert await store.acquire_lease("background", "one", 0.3)
+    assert not await store.acquire_lease("background", "two", 30)
+    await asyncio.sleep(0.5)
+    assert await store.acquire_lease("background", "two", 0.3)  # one's ran out: taken over
+    assert not await store.acquire_lease("background", "one", 30)  # and one cannot renew
+    # A renewal extends the lease: renewed before it runs out, it is not lost.
+    for _ in range(3):
+        await asyncio.sleep(0.15)
+        assert await store.acquire_lease("background", "two", 0.3)
+    assert not await store.acquire_lease("background", "one", 30)
+
+
+@aio
+async def test_racing_lease_takers_have_one_winner(store: MetadataStore) -> None:
+    for name in ("fresh", "expired"):
+        if name == "expired":
+            assert await store.acquire_lease(name, "old", 0.05)
+            await asyncio.sleep(0.2)
+        results = await asyncio.gather(
+            *(store.acquire_lease(name, f"holder-{i}", 30) for i in range(20)))
+        assert sum(results) == 1, name
+        winner = f"holder-{results.index(True)}"
+        assert await store.acquire_lease(name, winner, 30)
+        assert not await store.acquire_lease(name, "old", 30)
+
+
+# -------------------------------------------------------------- PostgreSQL only
+#
+# Gateways on several machines share one database: each store below is one gateway (its
+# own connection pool, so its own database sessions), all on one database.
+
+
+@aio
+async def test_postgresql_gateways_starting_together_migrate_once(tmp_path: Path) -> None:
+    from cargohold.store import postgres
+
+    dsn = fresh_database_dsn()
+    gateways = [PostgresStore(dsn, max_size=2) for _ in range(4)]
+    try:
+        await asyncio.gather(*(g.open() for g in gateways))
+        latest = postgres.MIGRATIONS[-1][0]
+        assert [await g.schema_version() for g in gateways] == [latest] * 4
+    finally:
+        await asyncio.gather(*(g.close() for g in gateways))
+
+
+@aio
+async def test_postgresql_two_gateways_racing_on_keys_have_one_winner_and_one_history(
+        tmp_path: Path) -> None:
+    dsn = fresh_database_dsn()
+    first, second = PostgresStore(dsn), PostgresStore(dsn)
+    await first.open()
+    await second.open()
+    try:
+        await first.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+        await second.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
+        # If-None-Match: * from both gateways at once: one winner per key.
+        raced = await asyncio.gather(
+            *((first, second)[i % 2].put_object(obj(f"new-{i % 10}", blob(i)),
+                                                if_none_match=True) for i in range(60)),
+            return_exceptions=True)
+        assert sum(isinstance(r, str) for r in raced) == 10
+        assert all(isinstance(r, str | errors.PreconditionFailed) for r in raced)
+        await first.set_bucket_versioning(BUCKET, "Enabled")
+        ops: list[Coroutine[Any, Any, Any]] = []
+        for i in range(150):
+            s = first if i % 2 else second
+            ops.append(s.delete_object(BUCKET, "k") if i % 7 == 0
+                       else s.put_object(obj("k", blob(i))))
+        results = await asyncio.gather(*ops)
+        made = [r if isinstance(r, str) else str(r.version_id) for r in results]
+        for s in (first, second):
+            page = await s.list_object_versions(BUCKET, prefix="k", max_keys=1000)
+            assert sorted(vids(page.entries)) == sorted(made)
+            assert_one_ordered_history(page.entries, await s.get_object(BUCKET, "k"),
+                                       await s.get_version(BUCKET, "k", None))
+        # The losers of the If-None-Match races stored nothing and queued nothing.
+        assert await first.pending_blob_deletions() == []
+    finally:
+        await first.close()
+        await second.close()
+
+
 # ------------------------------------------------------------------ SQLite only
 
 
@@ -1055,5 +2015,145 @@ async def test_upgrading_the_schema_leaves_old_rows_plain_private_and_unconfigur
         pending = await new.get_upload(BUCKET, "k", "u1")
         assert pending is not None and (pending.acl, pending.sse) == ("", "")
         assert await new.pending_log_targets() == []
+    finally:
+        await new.close()
+
+
+@aio
+async def test_sqlite_two_stores_racing_on_one_versioned_key_keep_one_ordered_history(
+        tmp_path: Path) -> None:
+    # Two writers (server workers, the admin CLI) on one file: each version's place is
+    # taken inside the writing transaction, so the history stays totally ordered.
+    first, second = SqliteStore(tmp_path / "m.db"), SqliteStore(tmp_path / "m.db")
+    await first.open()
+    await second.open()
+    try:
+        await first.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+        await second.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
+        await first.set_bucket_versioning(BUCKET, "Enabled")
+        ops: list[Coroutine[Any, Any, Any]] = []
+        for i in range(150):
+            s = first if i % 2 else second
+            ops.append(s.delete_object(BUCKET, "k") if i % 7 == 0
+                       else s.put_object(obj("k", blob(i))))
+        results = await asyncio.gather(*ops)
+        made = [r if isinstance(r, str) else str(r.version_id) for r in results]
+        for s in (first, second):
+            page = await s.list_object_versions(BUCKET, max_keys=1000)
+            assert sorted(vids(page.entries)) == sorted(made)
+            assert_one_ordered_history(page.entries, await s.get_object(BUCKET, "k"),
+                                       await s.get_version(BUCKET, "k", None))
+        assert await first.pending_blob_deletions() == []
+    finally:
+        await first.close()
+        await second.close()
+
+
+@aio
+async def test_sqlite_a_version_moving_between_current_and_noncurrent_is_always_found(
+        tmp_path: Path) -> None:
+    # Reads that look in several tables must not miss a version that writes move between
+    # them (a put or a marker archives the current one, deleting the newer one or the
+    # marker promotes it back): each reads all its tables in one snapshot. Missed, a
+    # version reads as absent, a bucket as empty, a live blob as an orphan to sweep.
+    store = SqliteStore(tmp_path / "m.db")
+    await store.open()
+    try:
+        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
+        await store.set_bucket_versioning(BUCKET, "Enabled")
+        v1 = await store.put_object(obj("k", blob(1)))
+        await store.put_object(multipart("big", blob(2), blob(3)))
+        live = {blob(1), blob(2), blob(3)}
+        # A bucket whose one version is forever being hidden and brought back.
+        await store.create_bucket(Bucket("solo", OWNER, "nyc3", 1.0), 100)
+        await store.set_bucket_versioning("solo", "Enabled")
+        await store.put_object(obj("k", bucket="solo"))
+        done = False
+        misses = wrong_empty = lost_blobs = reads = sweeps = 0
+
+        async def churn() -> None:
+            nonlocal done
+            try:
+                for _ in range(100):
+                    v2 = await store.put_object(obj("k"))
+                    await store.delete_object(BUCKET, "k", v2)  # v1 current again
+                    for bucket, key in ((BUCKET, "k"), (BUCKET, "big"), ("solo", "k")):
+                        marker = (await store.delete_object(bucket, key)).version_id
+                        await store.delete_object(bucket, key, marker)
+            finally:
+                done = True
+
+        async def read_inline() -> None:  # on the loop thread, while the writer writes
+            nonlocal misses, wrong_empty, reads
+            while not done:
+                for _ in range(20):
+                    reads += 1
+                    misses += await store.get_version(BUCKET, "k", v1) is None
+                    wrong_empty += await store.bucket_is_empty("solo")
+                await asyncio.sleep(0)
+
+        async def read_pooled() -> None:  # on a read thread
+            nonlocal lost_blobs, sweeps
+            while not done:
+                sweeps += 1
+                lost_blobs += await store.referenced_blobs(sorted(live)) != live
+
+        await asyncio.gather(churn(), read_inline(), read_pooled())
+        assert reads > 500 and sweeps > 50
+        assert (misses, wrong_empty, lost_blobs) == (0, 0, 0)
+    finally:
+        await store.close()
+
+
+@aio
+async def test_upgrading_to_versioning_keeps_old_objects_as_null_versions_that_can_be_versioned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    new = await store_upgraded_from(
+        tmp_path, monkeypatch, 8,
+        ("INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
+         "content_type) VALUES (?, ?, 'null', ?, 3, ?, 5.0, 'x')",
+         (BUCKET, b"k", blob(1), "e" * 32)),
+        ("INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
+         "content_type) VALUES (?, ?, 'null', '', 5, ?, 6.0, 'x')",
+         (BUCKET, b"tiny", "e" * 32)),
+        ("INSERT INTO object_data (bucket, key, data) VALUES (?, ?, ?)",
+         (BUCKET, b"tiny", b"hello")),
+        ("INSERT INTO objects (bucket, key, version_id, blob_id, size, etag, last_modified, "
+         "content_type, parts) VALUES (?, ?, 'null', '', 10, ?, 7.0, 'x', ?)",
+         (BUCKET, b"big", "f" * 32 + "-2",
+          f'[[1,"{blob(2)}",5,"{"1" * 32}",{{}}],[2,"{blob(3)}",5,"{"2" * 32}",{{}}]]')),
+        ("INSERT INTO object_parts (bucket, key, number, blob_id) VALUES (?, ?, ?, ?)",
+         (BUCKET, b"big", 1, blob(2))),
+        ("INSERT INTO object_parts (bucket, key, number, blob_id) VALUES (?, ?, ?, ?)",
+         (BUCKET, b"big", 2, blob(3))))
+    try:
+        assert await new.schema_version() == MIGRATIONS[-1][0]
+        bucket = await new.get_bucket(BUCKET)
+        assert bucket is not None and (bucket.versioning, bucket.lifecycle) == ("", None)
+        old = {k: await new.get_object(BUCKET, k) for k in ("k", "tiny", "big")}
+        for key, record in old.items():
+            assert record is not None and record.version_id == NULL_VERSION, key
+            assert await new.get_version(BUCKET, key, NULL_VERSION) == record
+            assert await new.get_version(BUCKET, key, None) == record
+        assert [(e.key, e.version_id, e.is_latest) for e in
+                (await new.list_object_versions(BUCKET)).entries] == [
+            ("big", NULL_VERSION, True), ("k", NULL_VERSION, True), ("tiny", NULL_VERSION, True)]
+        await new.set_bucket_versioning(BUCKET, "Enabled")
+        made = {k: await new.put_object(obj(k, blob(n))) for n, k in
+                ((4, "k"), (5, "tiny"), (6, "big"))}
+        for key, record in old.items():
+            assert await new.get_version(BUCKET, key, NULL_VERSION) == record, key
+            assert [(e.version_id, e.is_latest) for e in
+                    (await new.list_object_versions(BUCKET, prefix=key)).entries] == [
+                (made[key], True), (NULL_VERSION, False)]
+        assert await new.pending_blob_deletions() == []
+        ids = [blob(n) for n in range(1, 7)]
+        assert await new.referenced_blobs(ids) == set(ids)
+        # The old null versions come back intact when the new ones go.
+        for key, record in old.items():
+            await new.delete_object(BUCKET, key, made[key])
+            assert await new.get_object(BUCKET, key) == record
+        assert sorted(await new.pending_blob_deletions()) == [blob(4), blob(5), blob(6)]
     finally:
         await new.close()

@@ -283,6 +283,9 @@ class MetadataStore(Protocol):
     async def close(self) -> None:
         """Flush pending commits and release connections."""
 
+    async def schema_version(self) -> int:
+        """The schema version the store is at (``open()`` migrates to the latest)."""
+
     # --- settings (small key/value table: generated root credentials, schema info) ---
     async def get_setting(self, name: str) -> str | None: ...
     async def set_setting(self, name: str, value: str) -> None: ...
@@ -506,6 +509,15 @@ class MetadataStore(Protocol):
     async def uploads_initiated_before(self, cutoff: float, limit: int = 1000) -> list[Upload]:
         """Uploads initiated before ``cutoff``, oldest first, at most ``limit`` (for the
         expiry of abandoned uploads, :mod:`cargohold.store.expiry`)."""
+
+    # --- leases: background work that must run once per cluster ---
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``ttl_seconds`` from now
+        (by the store's clock, so gateways' clocks may differ); ``False`` while another
+        holder's lease has not run out. Atomic: of racing callers at most one holds it."""
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up early (a clean shutdown) if ``holder`` holds it."""
 
     # --- blob garbage collection ---
     async def pending_blob_deletions(self, limit: int = 1000) -> list[str]:

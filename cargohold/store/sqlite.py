@@ -55,7 +55,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
@@ -340,6 +340,17 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
                    PRIMARY KEY (bucket, key, seq, number)
                ) WITHOUT ROWID""",
             "CREATE INDEX version_parts_blob ON version_parts(blob_id)",
+        ),
+    ),
+    (
+        10,
+        (
+            # Leases for background work that runs once per cluster (expires_at: unix time).
+            """CREATE TABLE leases (
+                   name TEXT PRIMARY KEY,
+                   holder TEXT NOT NULL,
+                   expires_at REAL NOT NULL
+               ) WITHOUT ROWID""",
         ),
     ),
 ]
@@ -1129,20 +1140,22 @@ class SqliteStore(MetadataStore):
         """The named version or the latest one, delete markers included (inline reads)."""
         kb = key_bytes(key)
         conn = self._reader()
-        row = conn.execute(_SELECT_OBJECT_WITH_DATA, (bucket, kb)).fetchone()
-        if row is not None and (version_id is None or row[1] == version_id):
-            return _record(bucket, key, row)
-        if version_id is None:
-            if row is not None:
-                return None
-            found = conn.execute(_SELECT_VERSION_ROW + " ORDER BY seq DESC LIMIT 1",
-                                 (bucket, kb)).fetchone()
-            # Only a delete marker can be the latest version without being current.
-            return _version_record(bucket, key, found) if found is not None and found[16] \
-                else None
-        found = conn.execute(_SELECT_VERSION_ROW + " AND version_id = ?",
-                             (bucket, kb, version_id)).fetchone()
-        return None if found is None else _version_record(bucket, key, found)
+        # One snapshot: a write between the two SELECTs may move the version from
+        # `objects` to `object_versions` (a put archiving it) or back (deleting the current
+        # version promotes it), and two snapshots would then miss it in both tables.
+        with _snapshot(conn):
+            row = conn.execute(_SELECT_OBJECT_WITH_DATA, (bucket, kb)).fetchone()
+            if row is not None and (version_id is None or row[1] == version_id):
+                return _record(bucket, key, row)
+            if version_id is None:
+                found = conn.execute(_SELECT_VERSION_ROW + " ORDER BY seq DESC LIMIT 1",
+                                     (bucket, kb)).fetchone()
+                # Only a delete marker can be the latest version without being current.
+                return _version_record(bucket, key, found) if found is not None and found[16] \
+                    else None
+            found = conn.execute(_SELECT_VERSION_ROW + " AND version_id = ?",
+                                 (bucket, kb, version_id)).fetchone()
+            return None if found is None else _version_record(bucket, key, found)
 
     async def set_object_tags(self, bucket: str, key: str, tags: dict[str, str],
                               version_id: str | None = None) -> ObjectRecord:
@@ -1434,17 +1447,24 @@ class SqliteStore(MetadataStore):
 
         def read(conn: sqlite3.Connection) -> set[str]:
             found: set[str] = set()
-            for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
-                for table in ("objects", "object_parts", "upload_parts", "object_versions",
-                              "version_parts"):
-                    found.update(
-                        r[0]
-                        for r in conn.execute(
-                            f"SELECT DISTINCT blob_id FROM {table} WHERE blob_id IN ({marks})",
-                            tuple(chunk),
+            # One snapshot for every SELECT. References move between these tables
+            # (deleting the current version or a marker promotes a version's blob and parts
+            # back into objects/object_parts; a completion moves part blobs from
+            # upload_parts to object_parts): with a snapshot per SELECT, a move between two
+            # of them hides the blob from both, and the orphan sweeper deletes a live blob.
+            with _snapshot(conn):
+                for chunk in _chunks(ids):
+                    marks = ",".join("?" * len(chunk))
+                    for table in ("objects", "object_parts", "upload_parts",
+                                  "object_versions", "version_parts"):
+                        found.update(
+                            r[0]
+                            for r in conn.execute(
+                                f"SELECT DISTINCT blob_id FROM {table} "
+                                f"WHERE blob_id IN ({marks})",
+                                tuple(chunk),
+                            )
                         )
-                    )
             return found
 
         if not ids:
@@ -1518,6 +1538,35 @@ class SqliteStore(MetadataStore):
 
         return await self._write(op)
 
+    # ----------------------------------------------------------------------- leases
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        """Take or renew the lease until ``ttl_seconds`` from now; ``False`` while another
+        holder's has not run out. One upsert on the single writer, so racing callers
+        (other processes on the file included) get it at most once."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            rows = conn.execute(  # fetchall: a RETURNING statement must run to its end
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "expires_at = excluded.expires_at "
+                "WHERE leases.holder = excluded.holder OR leases.expires_at <= ? "
+                "RETURNING holder",
+                (name, holder, now + ttl_seconds, now),
+            ).fetchall()
+            return bool(rows)
+
+        return await self._write(op)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up early if ``holder`` holds it."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+        await self._write(op)
+
 
 # ------------------------------------------------------------------ ops (writer side)
 
@@ -1543,6 +1592,20 @@ def _migrate(conn: sqlite3.Connection) -> int:
     return max(int(current), latest)
 
 
+@contextlib.contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run a reader's SELECTs in one read transaction, so they all see one commit.
+
+    A reader connection has no implicit transaction (``isolation_level=None``): each
+    statement otherwise reads its own, newer snapshot.
+    """
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")  # a read transaction: ends it, writes nothing
+
+
 def _require_bucket(conn: sqlite3.Connection, bucket: str) -> None:
     if conn.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is None:
         raise errors.NoSuchBucket(BucketName=bucket)
@@ -1559,10 +1622,17 @@ def _refuse_buckets_with_policy(conn: sqlite3.Connection, grants: dict[str, str]
 
 
 def _bucket_is_empty(conn: sqlite3.Connection, bucket: str) -> bool:
-    """No current object, noncurrent version or delete marker (two index probes)."""
-    return all(
-        conn.execute(f"SELECT 1 FROM {table} WHERE bucket = ? LIMIT 1", (bucket,)).fetchone()
-        is None for table in ("objects", "object_versions"))
+    """No current object, noncurrent version or delete marker (two index probes).
+
+    One statement, so one snapshot even on a reader outside a transaction: probing the
+    tables separately could see `objects` before a delete promotes a version into it and
+    `object_versions` after, and call a bucket holding that version empty.
+    """
+    (found,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM objects WHERE bucket = ?) "
+        "OR EXISTS (SELECT 1 FROM object_versions WHERE bucket = ?)", (bucket, bucket)
+    ).fetchone()
+    return not found
 
 
 def _versioning_of(conn: sqlite3.Connection, bucket: str) -> str:
