@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests import rawhttp
 from tests.conftest import ServerProcess, make_client
 from tests.pgserver import fresh_database_dsn
 
@@ -32,11 +33,12 @@ ARGS = ["--lease-seconds", "2", "--lifecycle-day-seconds", "2",
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra_args: list[str] | None = None) -> None:
         self.dsn = fresh_database_dsn()
         self.data_dir = tmp_path / "shared-volume"
         self.gateways = [ServerProcess(data_dir=self.data_dir, meta=self.dsn,
-                                       extra_args=ARGS) for _ in range(GATEWAYS)]
+                                       extra_args=[*ARGS, *(extra_args or [])])
+                         for _ in range(GATEWAYS)]
 
     def start(self) -> Cluster:
         # Started together, as a deployment would: they race for the schema and the root
@@ -237,6 +239,36 @@ def test_lifecycle_runs_once_for_the_cluster_and_moves_when_its_gateway_dies(
     clients = [alive] * GATEWAYS
     eventually(lambda: markers("b") == {f"b{n}": 1 for n in range(5)})
     assert _lease_holder(cluster) != holder
+
+
+def test_a_gateway_killed_mid_upload_leaves_only_orphans_that_another_gateway_sweeps(
+        tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, ["--orphan-grace-seconds", "2"]).start()
+    try:
+        client = cluster.client(0)
+        bucket = new_bucket(client)
+        client.put_object(Bucket=bucket, Key="kept", Body=b"k" * (1024 * 1024))
+        victim = cluster.gateways[2]
+        # A large upload streams into a temp file on the shared volume, and its gateway
+        # dies half-way (kill -9): no record was committed, so the object never existed.
+        size = 64 * 1024**2
+        headers = rawhttp.sign_v4("PUT", f"{victim.endpoint}/{bucket}/lost",
+                                  {"Content-Length": str(size)},
+                                  payload_hash="UNSIGNED-PAYLOAD")
+        sock = rawhttp.open_request(victim.port, "PUT", f"/{bucket}/lost", headers, [])
+        sock.sendall(b"x" * (8 * 1024**2))
+        time.sleep(0.5)
+        victim.kill()
+        sock.close()
+        tmp_dir = cluster.data_dir / "tmp"
+        assert any(tmp_dir.iterdir())  # the half-written blob
+        with pytest.raises(ClientError):
+            client.head_object(Bucket=bucket, Key="lost")
+        # Whichever gateway holds the lease sweeps it once it is older than the grace.
+        eventually(lambda: not any(tmp_dir.iterdir()))
+        assert client.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"k" * 1024**2
+    finally:
+        cluster.stop()
 
 
 def _lease_holder(cluster: Cluster) -> int:
