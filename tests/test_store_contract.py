@@ -35,8 +35,9 @@ from cargohold.store.base import (
     VersionEntry,
     is_version_id,
 )
+from cargohold.store.encoding import successor
 from cargohold.store.postgres import PostgresStore
-from cargohold.store.sqlite import MIGRATIONS, SqliteStore, successor
+from cargohold.store.sqlite import MIGRATIONS, SqliteStore
 from tests.pgserver import fresh_database_dsn
 
 # name -> factory(tmp_path) -> unopened store. PostgreSQL tests are skipped when no server

@@ -66,10 +66,8 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 import random
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, NamedTuple, TypeVar, cast
@@ -94,6 +92,16 @@ from cargohold.store.base import (
     UploadPage,
     VersionEntry,
     VersionPage,
+)
+from cargohold.store.encoding import (
+    dumps,
+    key_bytes,
+    loads,
+    new_version_id,
+    parts_from_json,
+    parts_json,
+    scan_start,
+    successor,
 )
 
 log = logging.getLogger("cargohold.store.postgres")
@@ -529,66 +537,27 @@ def _list_uploads_sql(bounded: bool, after: bool) -> str:
 # ---------------------------------------------------------------------------- helpers
 
 
-def key_bytes(key: str) -> bytes:
-    """A key as stored: its UTF-8 bytes (``InvalidArgument`` for unencodable strings)."""
-    try:
-        return key.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise errors.InvalidArgument("Object key is not valid UTF-8.") from exc
 
 
-def successor(prefix: bytes) -> bytes | None:
-    """The smallest byte string greater than every string that starts with ``prefix``;
-    ``None`` when there is none (empty prefix or all 0xFF)."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes((stripped[-1] + 1,))
 
 
-def _start(prefix: bytes, delimiter: bytes, marker: bytes) -> bytes | None:
-    """The inclusive lower bound of keys after ``marker`` under ``prefix`` (a marker under
-    a common prefix skips that whole prefix); ``None``: nothing can follow."""
-    if marker < prefix:
-        return prefix
-    if delimiter and marker.startswith(prefix):
-        cut = marker.find(delimiter, len(prefix))
-        if cut >= 0:
-            return successor(marker[: cut + len(delimiter)])
-    return marker + b"\x00"
 
 
-def _json(value: dict[str, str]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else "{}"
 
 
-def _dict(text: str) -> dict[str, str]:
-    if text == "{}":
-        return {}
-    return cast(dict[str, str], json.loads(text))
 
 
-def _parts_json(parts: Sequence[PartRef]) -> str:
-    if not parts:
-        return "[]"
-    return json.dumps([[p.number, p.blob_id, p.size, p.etag, p.checksums] for p in parts],
-                      separators=(",", ":"))
 
 
-def _parts(text: str) -> tuple[PartRef, ...]:
-    if text == "[]":
-        return ()
-    return tuple(PartRef(number=n, blob_id=b, size=s, etag=e, checksums=c)
-                 for n, b, s, e, c in json.loads(text))
 
 
 def _record(bucket: str, key: str, row: _Row, *, data: bool = True) -> ObjectRecord:
     """A row that starts with the object columns, then (``data``) the inline bytes."""
     return ObjectRecord(
         bucket=bucket, key=key, version_id=row[1], blob_id=row[2], size=row[3], etag=row[4],
-        last_modified=row[5], content_type=row[6], headers=_dict(row[7]),
-        metadata=_dict(row[8]), checksums=_dict(row[9]), storage_class=row[10],
-        parts=_parts(row[11]), tags=_dict(row[12]), acl=row[13], sse=row[14],
+        last_modified=row[5], content_type=row[6], headers=loads(row[7]),
+        metadata=loads(row[8]), checksums=loads(row[9]), storage_class=row[10],
+        parts=parts_from_json(row[11]), tags=loads(row[12]), acl=row[13], sse=row[14],
         inline=row[15] if data else None,
     )
 
@@ -602,15 +571,15 @@ def _upload(row: _Row, offset: int = 0) -> Upload:
     r = [row[i] for i in range(offset, offset + 14)]
     return Upload(
         upload_id=r[0], bucket=r[1], key=bytes(r[2]).decode("utf-8"), owner_id=r[3],
-        initiated=r[4], content_type=r[5], headers=_dict(r[6]), metadata=_dict(r[7]),
+        initiated=r[4], content_type=r[5], headers=loads(r[6]), metadata=loads(r[7]),
         checksum_algorithm=r[8], checksum_type=r[9], storage_class=r[10],
-        tags=_dict(r[11]), acl=r[12], sse=r[13],
+        tags=loads(r[11]), acl=r[12], sse=r[13],
     )
 
 
 def _part(row: _Row) -> UploadedPart:
     return UploadedPart(upload_id=row[0], number=row[1], blob_id=row[2], size=row[3],
-                        etag=row[4], last_modified=row[5], checksums=_dict(row[6]))
+                        etag=row[4], last_modified=row[5], checksums=loads(row[6]))
 
 
 def _account(row: _Row) -> Account:
@@ -626,11 +595,9 @@ def _bucket(row: _Row) -> Bucket:
 
 def _access_key(row: _Row) -> AccessKey:
     return AccessKey(access_key=row[0], secret_key=row[1], account_id=row[2], created=row[3],
-                     grants=None if row[4] is None else _dict(row[4]))
+                     grants=None if row[4] is None else loads(row[4]))
 
 
-def _new_version_id(seq: int) -> str:
-    return f"{seq:016x}{secrets.token_hex(8)}"
 
 
 def _count(status: str) -> int:
@@ -935,7 +902,7 @@ class PostgresStore(MetadataStore):
 
     async def create_key(self, key: AccessKey) -> None:
         """Add an access key; ``InvalidArgument`` if the id exists or the account does not."""
-        grants = None if key.grants is None else _json(key.grants)
+        grants = None if key.grants is None else dumps(key.grants)
 
         async def op(conn: _Conn) -> None:
             if key.grants:
@@ -984,7 +951,7 @@ class PostgresStore(MetadataStore):
                     "A full-access key cannot be limited to buckets; create a new key.")
             await _refuse_buckets_with_policy(conn, grants)
             await conn.execute("UPDATE access_keys SET grants = $2 WHERE access_key = $1",
-                               access_key, _json(grants))
+                               access_key, dumps(grants))
             return dataclasses.replace(_access_key(row), grants=dict(grants))
 
         return await self._write(op, locks=[_GRANTS_LOCK])
@@ -1082,7 +1049,7 @@ class PostgresStore(MetadataStore):
                     "SELECT k.grants FROM access_keys k JOIN buckets b "
                     "ON b.owner_id = k.account_id WHERE b.name = $1 AND k.grants IS NOT NULL",
                     name):
-                if name in _dict(grants):
+                if name in loads(grants):
                     raise errors.InvalidRequest(
                         "A bucket that a limited access key is granted cannot have a bucket "
                         "policy; remove the bucket from the key's grants first.")
@@ -1174,7 +1141,7 @@ class PostgresStore(MetadataStore):
         the version as it now is."""
         kb = key_bytes(key)
         row = await self._write(
-            lambda conn: _update_object(conn, bucket, key, kb, "tags", _json(tags),
+            lambda conn: _update_object(conn, bucket, key, kb, "tags", dumps(tags),
                                         version_id),
             locks=[_key_lock(bucket, kb)])
         return _version_record(bucket, key, row)
@@ -1275,9 +1242,9 @@ class PostgresStore(MetadataStore):
     async def create_upload(self, upload: Upload) -> None:
         """Record a new multipart upload; ``NoSuchBucket`` if the bucket is gone."""
         args = (upload.upload_id, upload.bucket, key_bytes(upload.key), upload.owner_id,
-                upload.initiated, upload.content_type, _json(upload.headers),
-                _json(upload.metadata), upload.checksum_algorithm, upload.checksum_type,
-                upload.storage_class, _json(upload.tags), upload.acl, upload.sse)
+                upload.initiated, upload.content_type, dumps(upload.headers),
+                dumps(upload.metadata), upload.checksum_algorithm, upload.checksum_type,
+                upload.storage_class, dumps(upload.tags), upload.acl, upload.sse)
 
         async def op(conn: _Conn) -> None:
             status = await conn.execute(
@@ -1322,7 +1289,7 @@ class PostgresStore(MetadataStore):
                 "AND EXISTS (SELECT 1 FROM up)) "
                 "SELECT count(*) FROM up",
                 part.upload_id, part.number, part.blob_id, part.size, part.etag,
-                part.last_modified, _json(part.checksums), time.time())
+                part.last_modified, dumps(part.checksums), time.time())
             if not found:
                 raise errors.NoSuchUpload(UploadId=part.upload_id)
 
@@ -1644,7 +1611,7 @@ async def _store_object(conn: _Conn, record: ObjectRecord, kb: bytes, if_match: 
         if st.marker_latest:
             await conn.execute(_END_LATEST_MARKER, record.bucket, kb, st.top, now)
         if st.versioning == "Enabled":
-            version_id = _new_version_id(seq)
+            version_id = new_version_id(seq)
         else:  # Suspended: this write is the null version; an older null one goes
             await _discard_version(conn, record.bucket, "", kb, NULL_VERSION, None)
         if st.current and (st.versioning == "Enabled" or st.version_id != NULL_VERSION):
@@ -1653,17 +1620,17 @@ async def _store_object(conn: _Conn, record: ObjectRecord, kb: bytes, if_match: 
     new_ids = record.blob_ids()
     queue: list[str] = []
     if replaced:
-        old_parts = _parts(st.parts)
+        old_parts = parts_from_json(st.parts)
         old_ids = [p.blob_id for p in old_parts] if old_parts else [st.blob_id]
         keep = set(new_ids)
         queue = [b for b in old_ids if b and b not in keep]
     entry = ListEntry.of(record)
     args: list[Any] = [
         record.bucket, kb, seq, version_id, record.blob_id, record.size, record.etag,
-        record.last_modified, record.content_type, _json(record.headers),
-        _json(record.metadata), _json(record.checksums), record.storage_class,
-        _parts_json(record.parts), entry.checksum_algorithm, entry.checksum_type,
-        _json(record.tags), record.acl, record.sse,
+        record.last_modified, record.content_type, dumps(record.headers),
+        dumps(record.metadata), dumps(record.checksums), record.storage_class,
+        parts_json(record.parts), entry.checksum_algorithm, entry.checksum_type,
+        dumps(record.tags), record.acl, record.sse,
         [p.number for p in record.parts], [p.blob_id for p in record.parts],
         queue, time.time(), new_ids,
     ]
@@ -1724,7 +1691,7 @@ async def _delete(conn: _Conn, bucket: str, key: str, kb: bytes, version_id: str
         await conn.execute(_END_LATEST_MARKER, bucket, kb, st.top, now)
     removed = None
     if st.versioning == "Enabled":
-        marker_id = _new_version_id(seq)
+        marker_id = new_version_id(seq)
         if st.current:
             await conn.execute(_ARCHIVE_CURRENT, bucket, kb, now)
     else:  # Suspended: the null version (current or not) gives way to a null marker
@@ -1756,7 +1723,7 @@ def _current_manifest(upload_id: str, record: ObjectRecord,
                 "have been uploaded, or the specified entity tag may not match the part's "
                 "entity tag.", UploadId=upload_id, PartNumber=str(ref.number), ETag=ref.etag)
         parts.append(ref if now[0] == ref.blob_id else
-                     dataclasses.replace(ref, blob_id=now[0], checksums=_dict(now[3])))
+                     dataclasses.replace(ref, blob_id=now[0], checksums=loads(now[3])))
     return dataclasses.replace(record, parts=tuple(parts))
 
 
@@ -1834,7 +1801,7 @@ async def _seek_scan(
 async def _list(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
                 start_after: bytes, max_keys: int) -> tuple[ListPage, int]:
     """One page of objects and the number of rows fetched."""
-    low = _start(prefix, delimiter, start_after)
+    low = scan_start(prefix, delimiter, start_after)
     if max_keys <= 0 or low is None:
         return ListPage([], [], False, None), 0
     high = successor(prefix) if prefix else None
@@ -1864,7 +1831,7 @@ async def _list_uploads(conn: _Conn, bucket: str, prefix: bytes, delimiter: byte
                         key_marker: bytes, upload_id_marker: str,
                         max_uploads: int) -> tuple[UploadPage, int]:
     """One page of uploads: the marker key's later uploads first, then later keys."""
-    low = _start(prefix, delimiter, key_marker)
+    low = scan_start(prefix, delimiter, key_marker)
     if max_uploads <= 0:
         return UploadPage([], [], False, None, None), 0
     items: list[tuple[bytes, _Row | None]] = []
@@ -1918,7 +1885,7 @@ async def _list_versions(conn: _Conn, bucket: str, prefix: bytes, delimiter: byt
                          key_marker: bytes, version_id_marker: str,
                          max_keys: int) -> tuple[VersionPage, int]:
     """One page of versions: the marker key's older versions first, then later keys."""
-    low = _start(prefix, delimiter, key_marker)
+    low = scan_start(prefix, delimiter, key_marker)
     if max_keys <= 0:
         return VersionPage([], [], False, None, None), 0
     items: list[tuple[bytes, _Row | None]] = []

@@ -48,17 +48,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import queue
-import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 from cargohold import errors
 from cargohold.store.base import (
@@ -78,6 +76,16 @@ from cargohold.store.base import (
     UploadPage,
     VersionEntry,
     VersionPage,
+)
+from cargohold.store.encoding import (
+    dumps,
+    key_bytes,
+    loads,
+    new_version_id,
+    parts_from_json,
+    parts_json,
+    scan_start,
+    successor,
 )
 
 log = logging.getLogger("cargohold.store.sqlite")
@@ -435,35 +443,12 @@ _LIST_UPLOADS_UNBOUNDED: Final = (
 # ---------------------------------------------------------------------------- helpers
 
 
-def key_bytes(key: str) -> bytes:
-    """A key as stored: its UTF-8 bytes (``InvalidArgument`` for unencodable strings)."""
-    try:
-        return key.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise errors.InvalidArgument("Object key is not valid UTF-8.") from exc
 
 
-def successor(prefix: bytes) -> bytes | None:
-    """The smallest byte string greater than every string that starts with ``prefix``.
-
-    Trailing 0xFF bytes cannot be incremented, so they are dropped and the carry moves left;
-    ``None`` means no such string exists (empty prefix or all 0xFF), i.e. no upper bound.
-    """
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes((stripped[-1] + 1,))
 
 
-def _json(value: dict[str, str]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else "{}"
 
 
-def _dict(text: str) -> dict[str, str]:
-    # Most objects have no stored headers/metadata/checksums: skip the JSON parser then.
-    if text == "{}":
-        return {}
-    return cast(dict[str, str], json.loads(text))
 
 
 def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
@@ -476,12 +461,12 @@ def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
         etag=row[4],
         last_modified=row[5],
         content_type=row[6],
-        headers=_dict(row[7]),
-        metadata=_dict(row[8]),
-        checksums=_dict(row[9]),
+        headers=loads(row[7]),
+        metadata=loads(row[8]),
+        checksums=loads(row[9]),
         storage_class=row[10],
-        parts=_parts(row[11]),
-        tags=_dict(row[12]),
+        parts=parts_from_json(row[11]),
+        tags=loads(row[12]),
         acl=row[13],
         sse=row[14],
         inline=row[15] if len(row) > 15 else None,
@@ -497,37 +482,23 @@ def _list_entry(key: str, row: Sequence[Any]) -> ListEntry:
     return ListEntry(key, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
 
 
-def _parts_json(parts: Sequence[PartRef]) -> str:
-    if not parts:
-        return "[]"
-    return json.dumps(
-        [[p.number, p.blob_id, p.size, p.etag, p.checksums] for p in parts],
-        separators=(",", ":"),
-    )
 
 
-def _parts(text: str) -> tuple[PartRef, ...]:
-    if text == "[]":
-        return ()
-    return tuple(
-        PartRef(number=n, blob_id=b, size=s, etag=e, checksums=c)
-        for n, b, s, e, c in json.loads(text)
-    )
 
 
 def _upload(row: Sequence[Any]) -> Upload:
     return Upload(
         upload_id=row[0], bucket=row[1], key=bytes(row[2]).decode("utf-8"), owner_id=row[3],
-        initiated=row[4], content_type=row[5], headers=_dict(row[6]), metadata=_dict(row[7]),
+        initiated=row[4], content_type=row[5], headers=loads(row[6]), metadata=loads(row[7]),
         checksum_algorithm=row[8], checksum_type=row[9], storage_class=row[10],
-        tags=_dict(row[11]), acl=row[12], sse=row[13],
+        tags=loads(row[11]), acl=row[12], sse=row[13],
     )
 
 
 def _part(row: Sequence[Any]) -> UploadedPart:
     return UploadedPart(
         upload_id=row[0], number=row[1], blob_id=row[2], size=row[3], etag=row[4],
-        last_modified=row[5], checksums=_dict(row[6]),
+        last_modified=row[5], checksums=loads(row[6]),
     )
 
 
@@ -553,7 +524,7 @@ _KEY_COLUMNS: Final = "access_key, secret_key, account_id, created, grants"
 
 def _access_key(row: Sequence[Any]) -> AccessKey:
     return AccessKey(access_key=row[0], secret_key=row[1], account_id=row[2], created=row[3],
-                     grants=None if row[4] is None else _dict(row[4]))
+                     grants=None if row[4] is None else loads(row[4]))
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -922,7 +893,7 @@ class SqliteStore(MetadataStore):
                     "INSERT INTO access_keys (access_key, secret_key, account_id, created, "
                     "grants) VALUES (?, ?, ?, ?, ?)",
                     (key.access_key, key.secret_key, key.account_id, key.created,
-                     None if key.grants is None else _json(key.grants)),
+                     None if key.grants is None else dumps(key.grants)),
                 )
             except sqlite3.IntegrityError as exc:
                 if "FOREIGN KEY" in str(exc):
@@ -971,7 +942,7 @@ class SqliteStore(MetadataStore):
                     "A full-access key cannot be limited to buckets; create a new key.")
             _refuse_buckets_with_policy(conn, grants)
             conn.execute("UPDATE access_keys SET grants = ? WHERE access_key = ?",
-                         (_json(grants), access_key))
+                         (dumps(grants), access_key))
             return dataclasses.replace(_access_key(row), grants=dict(grants))
 
         return await self._write(op)
@@ -1074,7 +1045,7 @@ class SqliteStore(MetadataStore):
             for (grants,) in conn.execute(
                     "SELECT grants FROM access_keys k JOIN buckets b ON b.owner_id = "
                     "k.account_id WHERE b.name = ? AND k.grants IS NOT NULL", (name,)):
-                if name in _dict(grants):
+                if name in loads(grants):
                     raise errors.InvalidRequest(
                         "A bucket that a limited access key is granted cannot have a bucket "
                         "policy; remove the bucket from the key's grants first.")
@@ -1166,7 +1137,7 @@ class SqliteStore(MetadataStore):
         object or version is, ``MethodNotAllowed`` for a delete marker.
         """
         kb = key_bytes(key)
-        encoded = _json(tags)
+        encoded = dumps(tags)
 
         def op(conn: sqlite3.Connection) -> ObjectRecord:
             if _update_object(conn, bucket, key, kb, "tags", encoded, version_id):
@@ -1283,9 +1254,9 @@ class SqliteStore(MetadataStore):
         """Record a new multipart upload; ``NoSuchBucket`` if the bucket is gone."""
         params = (
             upload.upload_id, upload.bucket, key_bytes(upload.key), upload.owner_id,
-            upload.initiated, upload.content_type, _json(upload.headers),
-            _json(upload.metadata), upload.checksum_algorithm, upload.checksum_type,
-            upload.storage_class, _json(upload.tags), upload.acl, upload.sse,
+            upload.initiated, upload.content_type, dumps(upload.headers),
+            dumps(upload.metadata), upload.checksum_algorithm, upload.checksum_type,
+            upload.storage_class, dumps(upload.tags), upload.acl, upload.sse,
         )
 
         def op(conn: sqlite3.Connection) -> None:
@@ -1308,7 +1279,7 @@ class SqliteStore(MetadataStore):
         """Record a part, queueing the blob of a part it replaces; ``NoSuchUpload``."""
         params = (
             part.upload_id, part.number, part.blob_id, part.size, part.etag,
-            part.last_modified, _json(part.checksums),
+            part.last_modified, dumps(part.checksums),
         )
 
         def op(conn: sqlite3.Connection) -> None:
@@ -1734,7 +1705,7 @@ def _store_object(
         now = time.time()
         _end_latest_marker(conn, record.bucket, kb, now)
         if versioning == "Enabled":
-            version_id = _new_version_id(seq)
+            version_id = new_version_id(seq)
         else:  # Suspended: this write is the null version; an older null one goes
             _discard_noncurrent_null(conn, record.bucket, kb)
         if current is not None and (versioning == "Enabled" or current[3] != NULL_VERSION):
@@ -1744,10 +1715,10 @@ def _store_object(
         _UPSERT_OBJECT,
         (
             record.bucket, kb, version_id, record.blob_id, record.size,
-            record.etag, record.last_modified, record.content_type, _json(record.headers),
-            _json(record.metadata), _json(record.checksums), record.storage_class,
-            _parts_json(record.parts), entry.checksum_algorithm, entry.checksum_type,
-            _json(record.tags), record.acl, record.sse, seq,
+            record.etag, record.last_modified, record.content_type, dumps(record.headers),
+            dumps(record.metadata), dumps(record.checksums), record.storage_class,
+            parts_json(record.parts), entry.checksum_algorithm, entry.checksum_type,
+            dumps(record.tags), record.acl, record.sse, seq,
         ),
     )
     if record.inline is not None:
@@ -1757,7 +1728,7 @@ def _store_object(
         conn.execute("DELETE FROM object_data WHERE bucket = ? AND key = ?", (record.bucket, kb))
     new_ids = record.blob_ids()
     if replaced is not None:
-        old_parts = _parts(replaced[2])
+        old_parts = parts_from_json(replaced[2])
         if old_parts:
             conn.execute(
                 "DELETE FROM object_parts WHERE bucket = ? AND key = ?", (record.bucket, kb)
@@ -1777,8 +1748,6 @@ def _store_object(
     return version_id
 
 
-def _new_version_id(seq: int) -> str:
-    return f"{seq:016x}{secrets.token_hex(8)}"
 
 
 def _next_seq(conn: sqlite3.Connection, bucket: str, kb: bytes, current_seq: int) -> int:
@@ -1908,7 +1877,7 @@ def _delete(conn: sqlite3.Connection, bucket: str, key: str, kb: bytes,
     _end_latest_marker(conn, bucket, kb, now)
     removed = None
     if versioning == "Enabled":
-        marker_id = _new_version_id(seq)
+        marker_id = new_version_id(seq)
         if current is not None:
             _archive_current(conn, bucket, kb, current[1], now)
     else:  # Suspended: the null version (current or not) gives way to a null marker
@@ -1966,7 +1935,7 @@ def _current_manifest(conn: sqlite3.Connection, upload_id: str,
                 "have been uploaded, or the specified entity tag may not match the part's "
                 "entity tag.", UploadId=upload_id, PartNumber=str(ref.number), ETag=ref.etag)
         parts.append(ref if now[0] == ref.blob_id else
-                     dataclasses.replace(ref, blob_id=now[0], checksums=_dict(now[3])))
+                     dataclasses.replace(ref, blob_id=now[0], checksums=loads(now[3])))
     return dataclasses.replace(record, parts=tuple(parts))
 
 
@@ -1989,21 +1958,6 @@ _Row = Sequence[Any]
 _Query = Callable[[bytes, int], sqlite3.Cursor]
 
 
-def _start(prefix: bytes, delimiter: bytes, marker: bytes) -> bytes | None:
-    """The inclusive lower bound of keys after ``marker`` under ``prefix``.
-
-    ``marker + b"\0"`` is the smallest byte string greater than ``marker``. A marker under
-    a common prefix (typically the prefix itself: a previous page's NextMarker) means that
-    prefix was already returned, so the bound moves past everything under it. ``None``:
-    nothing can follow.
-    """
-    if marker < prefix:
-        return prefix
-    if delimiter and marker.startswith(prefix):
-        cut = marker.find(delimiter, len(prefix))
-        if cut >= 0:
-            return successor(marker[: cut + len(delimiter)])
-    return marker + b"\x00"
 
 
 def _seek_scan(
@@ -2071,7 +2025,7 @@ def _list(
     max_keys: int,
 ) -> tuple[ListPage, int]:
     """One page of objects and the number of rows stepped (see :func:`_seek_scan`)."""
-    low = _start(prefix, delimiter, start_after)
+    low = scan_start(prefix, delimiter, start_after)
     if max_keys <= 0 or low is None:
         return ListPage([], [], False, None), 0
     query = _range_query(conn, _LIST_BOUNDED, _LIST_UNBOUNDED, bucket, prefix)
@@ -2098,7 +2052,7 @@ def _list_uploads(
 ) -> UploadPage:
     """One page of uploads: the marker key's later uploads first, then later keys."""
     empty = UploadPage([], [], False, None, None)
-    low = _start(prefix, delimiter, key_marker)
+    low = scan_start(prefix, delimiter, key_marker)
     if max_uploads <= 0:
         return empty
     items: list[tuple[bytes, _Row | None]] = []
@@ -2147,7 +2101,7 @@ def _list_versions(
     max_keys: int,
 ) -> VersionPage:
     """One page of versions: the marker key's older versions first, then later keys."""
-    low = _start(prefix, delimiter, key_marker)
+    low = scan_start(prefix, delimiter, key_marker)
     if max_keys <= 0:
         return VersionPage([], [], False, None, None)
     items: list[tuple[bytes, _Row | None]] = []
