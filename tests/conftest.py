@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,21 +143,31 @@ def s3(server: ServerProcess) -> Any:
 
 
 def fresh_bucket(s3: Any) -> Iterator[str]:
-    """Create a uniquely named bucket; afterwards abort its uploads, empty it, remove it."""
+    """Create a uniquely named bucket; afterwards abort its uploads, delete every version
+    and delete marker in it, remove it."""
     name = f"test-{uuid.uuid4().hex[:16]}"
     s3.create_bucket(Bucket=name)
     yield name
-    try:
+    with contextlib.suppress(Exception):  # the test may have deleted it, or locked it out
         for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
             s3.abort_multipart_upload(Bucket=name, Key=upload["Key"],
                                       UploadId=upload["UploadId"])
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+            items = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                     for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            if items:
+                s3.delete_objects(Bucket=name, Delete={"Objects": items, "Quiet": True})
         s3.delete_bucket(Bucket=name)
-    except Exception:
-        pass
+
+
+def eventually(check: Callable[[], bool], timeout: float = 20.0,
+               what: str = "the condition") -> None:
+    """Poll ``check`` until it holds (background work: GC, lifecycle, delivery)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s")
+        time.sleep(0.2)
 
 
 @pytest.fixture

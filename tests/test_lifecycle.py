@@ -3,14 +3,14 @@
 Each test starts its own server (``--lifecycle-day-seconds 2``, a pass every 0.3 s), puts a
 configuration with boto3 and watches the rule take effect through the S3 API, the way a
 user would. A rule with Days=1 acts between two and four seconds after its start time (the
-day boundary after one day has passed), so waits poll up to ``DUE``.
+day boundary after one day has passed), so waits poll (``eventually``).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -20,10 +20,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cargohold.lifecycle_worker import due_before
-from tests.conftest import ServerProcess, admin, make_client
+from tests.conftest import ServerProcess, admin, eventually, make_client
 
 DAY = 2.0
-DUE = 12.0  # seconds to wait for an action due within two days, with room for a slow CI
 ARGS = ["--lifecycle-day-seconds", str(DAY), "--lifecycle-interval-seconds", "0.3",
         "--gc-interval-seconds", "0.3", "--orphan-grace-seconds", "3600"]
 
@@ -53,12 +52,6 @@ def rules(*items: dict[str, Any]) -> dict[str, Any]:
     return {"Rules": [{"Status": "Enabled", **item} for item in items]}
 
 
-def eventually(check: Callable[[], bool], timeout: float = DUE) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the lifecycle rule did not act in time")
-        time.sleep(0.2)
 
 
 def versions_of(client: Any, bucket: str, key: str | None = None) -> list[tuple[str, bool]]:

@@ -24,7 +24,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tests import rawhttp
-from tests.conftest import ServerProcess, make_client
+from tests.conftest import ServerProcess, eventually, make_client
 from tests.pgserver import fresh_database_dsn
 
 GATEWAYS = 3
@@ -71,12 +71,6 @@ def new_bucket(client: Any, versioned: bool = False) -> str:
     return name
 
 
-def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.2)
 
 
 def test_a_thousand_mixed_operations_spread_over_three_gateways_read_their_writes(

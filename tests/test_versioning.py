@@ -21,7 +21,7 @@ from botocore import UNSIGNED
 from botocore.exceptions import ClientError
 
 from tests import rawhttp
-from tests.conftest import ServerProcess, admin, make_client
+from tests.conftest import ServerProcess, admin, fresh_bucket, make_client
 from tests.test_awscli import aws
 from tests.test_buckets import error_code, status
 
@@ -44,28 +44,6 @@ def purge(s3: Any, name: str) -> None:
         if items:
             s3.delete_objects(Bucket=name, Delete={"Objects": items, "Quiet": True})
     s3.delete_bucket(Bucket=name)
-
-
-def fresh(s3: Any) -> Iterator[str]:
-    name = f"test-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(Bucket=name)
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(ClientError):  # the test may have deleted it already
-            purge(s3, name)
-
-
-# These replace conftest's bucket fixtures: its cleanup deletes current objects only, which
-# leaves a versioned bucket non-empty.
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[str]:
-    yield from fresh(s3)
-
-
-@pytest.fixture
-def other_bucket(s3: Any) -> Iterator[str]:
-    yield from fresh(s3)
 
 
 def set_versioning(s3: Any, bucket: str, state: str) -> None:
@@ -914,7 +892,7 @@ def test_copying_a_source_version_takes_get_object_version_on_the_source(
         "Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"AWS": stranger_id}, "Action": "s3:GetObject",
             "Resource": f"arn:aws:s3:::{versioned}/*"}]}))
-    with contextlib.contextmanager(fresh)(other) as target:
+    with contextlib.contextmanager(fresh_bucket)(other) as target:
         other.copy_object(Bucket=target, Key="current",
                           CopySource={"Bucket": versioned, "Key": "k"})
         with pytest.raises(ClientError) as exc:
