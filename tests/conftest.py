@@ -149,15 +149,19 @@ def fresh_bucket(s3: Any) -> Iterator[str]:
     s3.create_bucket(Bucket=name)
     yield name
     with contextlib.suppress(Exception):  # the test may have deleted it, or locked it out
-        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
-            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"],
-                                      UploadId=upload["UploadId"])
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-            items = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                     for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-            if items:
-                s3.delete_objects(Bucket=name, Delete={"Objects": items, "Quiet": True})
-        s3.delete_bucket(Bucket=name)
+        purge_bucket(s3, name)
+
+
+def purge_bucket(s3: Any, name: str) -> None:
+    """Abort the bucket's uploads, delete every version and delete marker, then it."""
+    for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        items = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if items:
+            s3.delete_objects(Bucket=name, Delete={"Objects": items, "Quiet": True})
+    s3.delete_bucket(Bucket=name)
 
 
 def eventually(check: Callable[[], bool], timeout: float = 20.0,

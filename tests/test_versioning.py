@@ -21,7 +21,7 @@ from botocore import UNSIGNED
 from botocore.exceptions import ClientError
 
 from tests import rawhttp
-from tests.conftest import ServerProcess, admin, fresh_bucket, make_client
+from tests.conftest import ServerProcess, admin, fresh_bucket, make_client, purge_bucket
 from tests.test_awscli import aws
 from tests.test_buckets import error_code, status
 
@@ -32,18 +32,6 @@ S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def purge(s3: Any, name: str) -> None:
-    """Delete every version and delete marker of the bucket, then the bucket."""
-    for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-        items = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-        if items:
-            s3.delete_objects(Bucket=name, Delete={"Objects": items, "Quiet": True})
-    s3.delete_bucket(Bucket=name)
 
 
 def set_versioning(s3: Any, bucket: str, state: str) -> None:
@@ -1248,7 +1236,7 @@ def test_noncurrent_versions_keep_their_bytes_through_blob_collection(
         assert body_of(s3, GC_BUCKET, key, version) == data, (key, version)
 
     # Deleting every version frees every blob.
-    purge(s3, GC_BUCKET)
+    purge_bucket(s3, GC_BUCKET)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and blob_files(gc_server.data_dir) != 0:
         time.sleep(0.1)
