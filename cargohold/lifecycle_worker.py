@@ -7,6 +7,9 @@ under its prefix, a page (``BATCH``) at a time:
   DeleteObject without a version id would: a bucket that never had versioning loses the
   object, an Enabled one gets a delete marker on top, a Suspended one a ``null`` marker.
 * **ExpiredObjectDeleteMarker** removes a delete marker that is the only version left.
+  An Expiration with Days or Date does too, once the marker is as old as it asks (S3:
+  "When you specify the Days tag, Amazon S3 automatically performs ExpiredObjectDeleteMarker
+  cleanup when the delete markers are old enough to satisfy the age criteria").
 * **NoncurrentVersionExpiration** deletes noncurrent versions (and noncurrent markers)
   that have been noncurrent for its days, keeping the ``NewerNoncurrentVersions`` newest.
 * **AbortIncompleteMultipartUpload** aborts uploads initiated long enough ago.
@@ -15,7 +18,12 @@ Every action goes through the store's own delete paths with a guard checked insi
 transaction (``older_than``: the object or version must still be as old as the scan saw),
 so a pass never undoes a write that raced it, and nothing is done twice: what a pass did no
 longer matches the next. All state lives in the metadata store, so a restart simply scans
-again; a pass interrupted halfway leaves the rest for the next one.
+again; a pass interrupted halfway leaves the rest for the next one, and a bucket deleted
+while a pass runs is skipped.
+
+Pages resume after their last entry, so a pass never removes that entry before it has read
+the next page: a store resumes a key's history (or a key's uploads) after a version (or
+upload) it can still find, and one gone would end that key early.
 
 Days are ``day_seconds`` long (86400; tests shorten them) and, as in S3, an action falls due
 at the day boundary after its time has passed: Days=1 on an object written at 10:00 acts at
@@ -34,9 +42,10 @@ from collections import Counter
 from collections.abc import Awaitable, Iterable
 from typing import TypeVar
 
+from cargohold import errors
 from cargohold.lifecycle import LifecycleConfig, LifecycleRule
 from cargohold.periodic import run_periodically
-from cargohold.store.base import Bucket, DeleteResult, MetadataStore
+from cargohold.store.base import Bucket, MetadataStore
 
 log = logging.getLogger("cargohold.lifecycle")
 
@@ -74,7 +83,11 @@ class LifecycleWorker:
             for rule in LifecycleConfig.from_json(bucket.lifecycle).rules:
                 if not rule.enabled:
                     continue
-                counts = await self._apply(bucket, rule, started)
+                try:
+                    counts = await self._apply(bucket, rule, started)
+                except errors.NoSuchBucket:
+                    log.info("lifecycle: bucket %s was deleted during the pass", bucket.name)
+                    break
                 if counts:
                     log.info("lifecycle: bucket %s rule %r: %s", bucket.name, rule.rule_id,
                              ", ".join(f"{n} {what}" for what, n in sorted(counts.items())))
@@ -96,8 +109,12 @@ class LifecycleWorker:
         if expire_before is not None:
             counts["expired"] = await self._expire_current(bucket.name, rule.prefix,
                                                            expire_before)
-        if rule.noncurrent_days is not None or rule.expired_object_delete_marker:
-            removed, markers = await self._clean_versions(bucket.name, rule, now)
+        # Only a bucket that has had versioning can hold delete markers.
+        markers_before = expire_before if bucket.versioning else None
+        if (rule.noncurrent_days is not None or rule.expired_object_delete_marker
+                or markers_before is not None):
+            removed, markers = await self._clean_versions(bucket.name, rule, now,
+                                                          markers_before)
             counts["noncurrent_removed"] = removed
             counts["delete_markers_removed"] = markers
         if rule.abort_days is not None:
@@ -128,10 +145,11 @@ class LifecycleWorker:
                 return expired
             after = page.next_marker
 
-    async def _clean_versions(self, bucket: str, rule: LifecycleRule,
-                              now: float) -> tuple[int, int]:
+    async def _clean_versions(self, bucket: str, rule: LifecycleRule, now: float,
+                              markers_before: float | None) -> tuple[int, int]:
         """Noncurrent versions past their days (beyond the newest ones kept) and lone
-        expired delete markers; (versions removed, markers removed)."""
+        expired delete markers (any with ExpiredObjectDeleteMarker, those last modified
+        before ``markers_before`` for an Expiration); (versions removed, markers removed)."""
         noncurrent_before = (None if rule.noncurrent_days is None
                              else due_before(now, rule.noncurrent_days, self.day_seconds))
         keep = rule.newer_noncurrent_versions or 0
@@ -139,26 +157,34 @@ class LifecycleWorker:
         key_marker = version_marker = ""
         last_key: str | None = None
         seen_noncurrent = 0  # of last_key, carried across pages
+        held: list[tuple[str, str]] = []  # the last page's last version, removed now
         while True:
             page = await self.store.list_object_versions(
                 bucket, prefix=rule.prefix, key_marker=key_marker,
                 version_id_marker=version_marker, max_keys=BATCH)
-            actions: list[Awaitable[DeleteResult]] = []
+            due, held = held, []
             lone_markers: list[str] = []
             for entry in page.entries:
                 if entry.key != last_key:
                     last_key, seen_noncurrent = entry.key, 0
                 if entry.is_latest:
-                    if entry.delete_marker and rule.expired_object_delete_marker:
+                    if entry.delete_marker and (
+                            rule.expired_object_delete_marker
+                            or (markers_before is not None
+                                and entry.last_modified < markers_before)):
                         lone_markers.append(entry.key)
                     continue
                 seen_noncurrent += 1
                 if (noncurrent_before is not None and seen_noncurrent > keep
                         and entry.noncurrent_since is not None
                         and entry.noncurrent_since < noncurrent_before):
-                    actions.append(self.store.delete_object(
-                        bucket, entry.key, entry.version_id, older_than=noncurrent_before))
-            results = await _all(actions)
+                    due.append((entry.key, entry.version_id))
+            if page.is_truncated and due and due[-1] == (page.next_key_marker,
+                                                         page.next_version_id_marker):
+                held.append(due.pop())  # the next page resumes after it: keep it till then
+            results = await _all(self.store.delete_object(
+                bucket, key, version_id, older_than=noncurrent_before)
+                for key, version_id in due)
             # A guard that no longer held (the version was promoted) reports no change.
             removed += sum(r.removed is not None or r.delete_marker for r in results)
             # After the noncurrent versions went, a marker may be the only version left.
@@ -173,11 +199,15 @@ class LifecycleWorker:
     async def _abort_uploads(self, bucket: str, prefix: str, before: float) -> int:
         aborted = 0
         key_marker = upload_marker = ""
+        held: list[str] = []  # the last page's last upload, aborted now
         while True:
             page = await self.store.list_uploads(bucket, prefix=prefix, key_marker=key_marker,
                                                  upload_id_marker=upload_marker,
                                                  max_uploads=BATCH)
-            due = [u.upload_id for u in page.uploads if u.initiated < before]
+            due = held + [u.upload_id for u in page.uploads if u.initiated < before]
+            held = []
+            if page.is_truncated and due and due[-1] == page.next_upload_id_marker:
+                held.append(due.pop())  # the next page resumes after it: keep it till then
             # False: completed or aborted by a client since the listing.
             aborted += sum(await _all(self.store.abort_upload(u) for u in due))
             if not page.is_truncated or page.next_key_marker is None:

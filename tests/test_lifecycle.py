@@ -8,9 +8,10 @@ day boundary after one day has passed), so waits poll (``eventually``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -19,8 +20,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from cargohold.lifecycle_worker import due_before
+from cargohold import lifecycle_worker
+from cargohold.lifecycle import LifecycleConfig, LifecycleRule
+from cargohold.lifecycle_worker import LifecycleWorker, due_before
+from cargohold.store.base import Account, Bucket, ObjectRecord, Upload
+from cargohold.store.sqlite import SqliteStore
 from tests.conftest import ServerProcess, admin, eventually, make_client
+from tests.test_post_object import post, presign
 
 DAY = 2.0
 ARGS = ["--lifecycle-day-seconds", str(DAY), "--lifecycle-interval-seconds", "0.3",
@@ -262,6 +268,28 @@ def test_put_get_and_head_announce_the_expiration_that_applies(client: Any) -> N
     assert "x-amz-expiration" not in other["ResponseMetadata"]["HTTPHeaders"]
 
 
+def test_copy_complete_and_a_browser_post_announce_the_expiration_too(client: Any) -> None:
+    bucket = new_bucket(client)
+    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules(
+        {"ID": "soon", "Filter": {}, "Expiration": {"Days": 7}}))
+    client.put_object(Bucket=bucket, Key="src", Body=b"x")
+    copied = client.copy_object(Bucket=bucket, Key="copy",
+                                CopySource={"Bucket": bucket, "Key": "src"})
+    upload = client.create_multipart_upload(Bucket=bucket, Key="mp")
+    part = client.upload_part(Bucket=bucket, Key="mp", UploadId=upload["UploadId"],
+                              PartNumber=1, Body=b"p")
+    completed = client.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    url, fields = presign(client, bucket, "posted")
+    posted = post(url, fields)
+    assert posted.status == 204, posted.body
+    announced = [copied["ResponseMetadata"]["HTTPHeaders"].get("x-amz-expiration"),
+                 completed["ResponseMetadata"]["HTTPHeaders"].get("x-amz-expiration"),
+                 posted.headers.get("x-amz-expiration")]
+    for header in announced:
+        assert header is not None and header.endswith('rule-id="soon"'), announced
+
 def test_multipart_uploads_announce_when_a_rule_will_abort_them(client: Any) -> None:
     bucket = new_bucket(client)
     client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules(
@@ -287,3 +315,131 @@ def test_due_before_counts_days_from_the_next_day_boundary() -> None:
 
 def _blob_files(root: Path) -> set[str]:
     return {str(p) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+# --- the worker against a store directly: pages of a few entries, days that have passed
+
+OWNER = "a" * 64
+REAL_DAY = 86400.0
+LATER = 10 * REAL_DAY  # a pass this far in the future finds every rule due
+
+
+def with_store(tmp_path: Path,
+               body: Callable[[SqliteStore], Awaitable[None]]) -> None:
+    """Run ``body`` on a fresh store holding the account that owns the test buckets."""
+
+    async def run() -> None:
+        store = SqliteStore(tmp_path / "meta.db")
+        await store.open()
+        try:
+            await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com",
+                                               time.time()))
+            await body(store)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+async def make_bucket(store: SqliteStore, name: str, versioning: str,
+                      *rules: LifecycleRule) -> None:
+    await store.create_bucket(Bucket(name, OWNER, "nyc3", time.time()), max_buckets=100)
+    if versioning:
+        await store.set_bucket_versioning(name, versioning)
+    await store.set_bucket_lifecycle(name, LifecycleConfig(rules).to_json())
+
+
+async def put(store: SqliteStore, bucket: str, key: str) -> str:
+    return await store.put_object(ObjectRecord(bucket=bucket, key=key, blob_id="", size=1,
+                                               etag="e" * 32, last_modified=time.time(),
+                                               inline=b"x"))
+
+
+async def history(store: SqliteStore, bucket: str) -> list[tuple[str, str, bool]]:
+    page = await store.list_object_versions(bucket)
+    return [(e.key, e.version_id, e.delete_marker) for e in page.entries]
+
+
+def worker(store: SqliteStore) -> LifecycleWorker:
+    return LifecycleWorker(store, day_seconds=REAL_DAY, interval_seconds=60)
+
+
+def test_one_pass_removes_every_due_noncurrent_version_however_the_pages_fall(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle_worker, "BATCH", 3)
+
+    async def body(store: SqliteStore) -> None:
+        await make_bucket(store, "all", "Enabled",
+                          LifecycleRule("nc", noncurrent_days=1))
+        await make_bucket(store, "keep2", "Enabled",
+                          LifecycleRule("nc2", noncurrent_days=1, newer_noncurrent_versions=2))
+        made = {name: [await put(store, name, "k") for _ in range(7)]
+                for name in ("all", "keep2")}
+        done = await worker(store).run_once(now=time.time() + LATER)
+        # Pages of 3 end on a version the pass removes: the next page must still resume
+        # in the same key's history rather than skip the rest of it.
+        assert await history(store, "all") == [("k", made["all"][-1], False)]
+        assert await history(store, "keep2") == [
+            ("k", v, False) for v in reversed(made["keep2"][-3:])]
+        assert done["noncurrent_removed"] == 6 + 4
+
+    with_store(tmp_path, body)
+
+
+def test_one_pass_aborts_every_due_upload_of_a_key_however_the_pages_fall(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle_worker, "BATCH", 2)
+
+    async def body(store: SqliteStore) -> None:
+        await make_bucket(store, "b", "", LifecycleRule("abort", abort_days=1))
+        start = time.time()
+        # Later uploads get smaller ids: resuming "after" a vanished id by id order skips.
+        for i, upload_id in enumerate(("d" * 32, "c" * 32, "b" * 32, "a" * 32)):
+            await store.create_upload(Upload(upload_id, "b", "k", OWNER, start + i))
+        done = await worker(store).run_once(now=start + LATER)
+        assert done["uploads_aborted"] == 4
+        assert (await store.list_uploads("b")).uploads == []
+
+    with_store(tmp_path, body)
+
+
+def test_an_expiration_in_days_also_removes_lone_delete_markers_old_enough(
+        tmp_path: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        await make_bucket(store, "b", "Enabled",
+                          LifecycleRule("expire", expiration_days=1, prefix="p/"))
+        for key in ("p/lone", "p/behind", "q/outside"):
+            version = await put(store, "b", key)
+            await store.delete_object("b", key)
+            if key != "p/behind":
+                await store.delete_object("b", key, version)  # the marker is all that is left
+        young = await worker(store).run_once(now=time.time())
+        assert young["delete_markers_removed"] == 0
+        done = await worker(store).run_once(now=time.time() + LATER)
+        # S3: with Days, expired object delete markers go once old enough to satisfy them.
+        assert done["delete_markers_removed"] == 1
+        assert [(k, m) for k, _, m in await history(store, "b")] == [
+            ("p/behind", True), ("p/behind", False), ("q/outside", True)]
+
+    with_store(tmp_path, body)
+
+
+def test_a_bucket_deleted_during_a_pass_does_not_stop_the_others(tmp_path: Path) -> None:
+    async def body(store: SqliteStore) -> None:
+        rule = LifecycleRule("expire", expiration_days=1)
+        await make_bucket(store, "a-gone", "", rule)
+        await make_bucket(store, "b-kept", "", rule)
+        await put(store, "b-kept", "k")
+        listed = await store.buckets_with_lifecycle()
+        await store.delete_bucket("a-gone")  # after the pass read the bucket list
+
+        async def stale() -> list[Bucket]:
+            return listed
+
+        store.buckets_with_lifecycle = stale  # type: ignore[method-assign]
+        done = await worker(store).run_once(now=time.time() + LATER)
+        assert done["expired"] == 1
+        assert await history(store, "b-kept") == []
+        assert await store.get_setting(lifecycle_worker.LAST_PASS_SETTING) is not None
+
+    with_store(tmp_path, body)

@@ -164,7 +164,7 @@ def test_boto3_and_the_aws_cli_show_a_keys_whole_history_through_enabled_and_sus
     # Suspended: a put writes the null version, replacing the old (noncurrent) one.
     set_versioning(s3, bucket, "Suspended")
     four = s3.put_object(Bucket=bucket, Key="k", Body=b"four")
-    assert four["VersionId"] == "null"
+    assert "VersionId" not in four  # S3 answers a Suspended write without a version id
     shows([("V", "k", "null", True), ("V", "k", v3, False), ("M", "k", m1, False),
            ("V", "k", v1, False)], cli=True)
     s3.put_object(Bucket=bucket, Key="k", Body=b"five")
@@ -215,7 +215,7 @@ def test_a_suspended_delete_keeps_a_real_current_version_and_a_put_replaces_the_
     assert deleted["DeleteMarker"] is True and deleted["VersionId"] == "null"
     assert boto3_history(s3, bucket) == ([("k", v1, False)], [("k", "null", True)])
     # A Suspended put replaces that null marker with a null version.
-    assert s3.put_object(Bucket=bucket, Key="k", Body=b"null body")["VersionId"] == "null"
+    assert "VersionId" not in s3.put_object(Bucket=bucket, Key="k", Body=b"null body")
     assert boto3_history(s3, bucket) == ([("k", "null", True), ("k", v1, False)], [])
     assert body_of(s3, bucket, "k") == b"null body"
     assert body_of(s3, bucket, "k", v1) == b"one"
@@ -430,12 +430,20 @@ def test_a_bucket_that_never_had_versioning_sends_no_version_ids(
     assert "CopySourceVersionId" not in copy
 
 
-def test_a_suspended_bucket_names_the_null_version(s3: Any, bucket: str) -> None:
+def test_a_suspended_bucket_writes_the_null_version_and_reads_name_it(
+        s3: Any, bucket: str) -> None:
     set_versioning(s3, bucket, "Suspended")
+    # As AWS answers a write to a Suspended bucket: no x-amz-version-id at all.
     put = s3.put_object(Bucket=bucket, Key="k", Body=b"data")
-    assert put["VersionId"] == "null"
+    assert "VersionId" not in put
+    assert "VersionId" not in multipart(s3, bucket, "mp", [b"p"])
+    copy = s3.copy_object(Bucket=bucket, Key="c", CopySource={"Bucket": bucket, "Key": "k"})
+    assert "VersionId" not in copy
+    # Reads and the listing name it "null".
     assert s3.head_object(Bucket=bucket, Key="k")["VersionId"] == "null"
-    assert multipart(s3, bucket, "mp", [b"p"])["VersionId"] == "null"
+    assert s3.get_object(Bucket=bucket, Key="mp")["VersionId"] == "null"
+    listed = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert {v["VersionId"] for v in listed} == {"null"}
 
 
 # ------------------------------------------------- delete markers and version deletes
@@ -625,6 +633,19 @@ def test_get_and_head_of_an_old_version_return_its_bytes_and_attributes(
     assert body_of(s3, versioned, "k") == b"new"
 
 
+
+def test_a_304_not_modified_names_the_version_it_validated(
+        server: ServerProcess, s3: Any, versioned: str) -> None:
+    v1 = s3.put_object(Bucket=versioned, Key="k", Body=b"one")
+    v2 = s3.put_object(Bucket=versioned, Key="k", Body=b"two")
+    for query, put in (("", v2), (f"versionId={v1['VersionId']}", v1)):
+        for method in ("GET", "HEAD"):
+            response = raw(server, method, versioned, "k", query,
+                           headers={"If-None-Match": put["ETag"]})
+            assert response.status == 304, (method, query)
+            assert response.headers["etag"] == put["ETag"]
+            assert response.headers["x-amz-version-id"] == put["VersionId"], (method, query)
+
 def test_an_old_inline_version_reads_back_byte_exact(s3: Any, versioned: str) -> None:
     small = os.urandom(1000)
     v1 = s3.put_object(Bucket=versioned, Key="k", Body=small)["VersionId"]
@@ -682,6 +703,18 @@ def test_copying_from_a_delete_marker_is_refused(s3: Any, versioned: str) -> Non
     versions, markers = boto3_history(s3, versioned)
     assert [v[0] for v in versions + markers] == ["k", "k"]  # nothing written to dst
 
+
+def test_a_copy_from_a_hidden_source_does_not_answer_with_the_markers_version_id(
+        server: ServerProcess, s3: Any, versioned: str) -> None:
+    s3.put_object(Bucket=versioned, Key="k", Body=b"one")
+    s3.delete_object(Bucket=versioned, Key="k")
+    # On a CopyObject response x-amz-version-id names the new copy: the source's delete
+    # marker must not appear under that name.
+    response = raw(server, "PUT", versioned, "dst",
+                   headers={"x-amz-copy-source": f"/{versioned}/k"})
+    assert response.status == 404 and error_of(response) == "NoSuchKey"
+    assert "x-amz-version-id" not in response.headers
+    assert "x-amz-delete-marker" not in response.headers
 
 def test_upload_part_copy_reads_the_version_it_names(s3: Any, versioned: str,
                                                     other_bucket: str) -> None:

@@ -165,12 +165,14 @@ def requested_version(ctx: Context, parameter: str = "versionId") -> str | None:
 
 async def load_version(store: MetadataStore, bucket: Bucket, key: str,
                        version_id: str | None, method: str,
-                       loader: ObjectLoader | None = None) -> ObjectRecord:
+                       loader: ObjectLoader | None = None,
+                       marker_headers: bool = True) -> ObjectRecord:
     """The current object or the version named, as S3 refuses the missing ones.
 
     No current object: ``NoSuchKey``, with ``x-amz-delete-marker`` when a delete marker
-    hides the key. A named version: ``NoSuchVersion`` when absent, 405 ``MethodNotAllowed``
-    when it is a delete marker.
+    hides the key (unless ``marker_headers`` is false: a copy's source, whose response
+    headers name the copy). A named version: ``NoSuchVersion`` when absent, 405
+    ``MethodNotAllowed`` when it is a delete marker.
     """
     if loader is not None:
         record = await loader()
@@ -182,7 +184,8 @@ async def load_version(store: MetadataStore, bucket: Bucket, key: str,
         if record is not None:
             return record
         missing = errors.NoSuchKey(Key=key)
-        marker = await store.get_version(bucket.name, key, None) if bucket.versioning else None
+        marker = (await store.get_version(bucket.name, key, None)
+                  if bucket.versioning and marker_headers else None)
         if marker is not None and marker.delete_marker:
             missing.headers.update({"x-amz-delete-marker": "true",
                                     "x-amz-version-id": marker.version_id})
@@ -237,9 +240,17 @@ def abort_headers(ctx: Context, bucket: Bucket, key: str, initiated: float) -> d
             "x-amz-abort-rule-id": rule_id}
 
 
-def version_headers(bucket: Bucket, version_id: str) -> dict[str, str]:
+def version_headers(bucket: Bucket, version_id: str, *,
+                    written: bool = False) -> dict[str, str]:
     """``x-amz-version-id`` for an object of a bucket that has (had) versioning, or for a
-    version that is not ``null``; nothing for a bucket that never had versioning."""
+    version that is not ``null``; nothing for a bucket that never had versioning.
+
+    ``written``: the answer to a write. S3 names the new version only when it is a real
+    one: a write to a Suspended bucket makes the ``null`` version and its answer carries no
+    header (AWS's PutObject "versioning suspended" example), while GET/HEAD say ``null``.
+    """
+    if written and version_id == "null":
+        return {}
     if bucket.versioning or version_id != "null":
         return {"x-amz-version-id": version_id}
     return {}

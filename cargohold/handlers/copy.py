@@ -120,7 +120,7 @@ async def load_source(ctx: Context, source: CopySource) -> ObjectRecord:
                                      ArgumentValue=ctx.headers.get("x-amz-copy-source", ""))
     try:
         record = await load_version(store, bucket, source.key, source.version_id, "GET",
-                                    source_object)
+                                    source_object, marker_headers=False)
     except errors.MethodNotAllowed:
         raise errors.InvalidRequest("The source of a copy request may not specifically refer "
                                     "to a delete marker by version id.") from None
@@ -380,7 +380,7 @@ async def copy_object(ctx: Context) -> Reply:
     reply = _result_xml("CopyObjectResult", new_record.etag, new_record.last_modified,
                         new_record.checksums)
     reply.headers.update(source_version_headers(source, record))
-    reply.headers.update(version_headers(bucket, version_id))
+    reply.headers.update(version_headers(bucket, version_id, written=True))
     reply.headers.update(expiration_headers(ctx, bucket, key, new_record.last_modified))
     if target_key is not None:
         reply.headers.update(target_key.response_headers())

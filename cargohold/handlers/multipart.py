@@ -269,7 +269,7 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
     parts = [xmlutil.element("Location", f"/{upload.bucket}/{upload.key}"),
              xmlutil.element("Bucket", upload.bucket), xmlutil.element("Key", upload.key),
              f"<ETag>&quot;{etag}&quot;</ETag>"]
-    headers = {**version_headers(ctx.require_bucket(), version_id),
+    headers = {**version_headers(ctx.require_bucket(), version_id, written=True),
                **expiration_headers(ctx, ctx.require_bucket(), upload.key,
                                     record.last_modified)}
     for algorithm, value in combined.items():

@@ -146,7 +146,8 @@ async def put_object(ctx: Context) -> Reply:
     async with freed_if_refused(ctx, [received.blob_id]):
         version_id = await ctx.services.store.put_object(record, if_match=if_match,
                                                          if_none_match=if_none_match)
-    reply_headers = {"ETag": f'"{record.etag}"', **version_headers(bucket, version_id),
+    reply_headers = {"ETag": f'"{record.etag}"',
+                     **version_headers(bucket, version_id, written=True),
                      **expiration_headers(ctx, bucket, key, record.last_modified)}
     for algorithm, value in computed.items():
         reply_headers[checksums.header_name(algorithm)] = value
@@ -305,7 +306,10 @@ async def get_or_head_object(ctx: Context) -> Reply:
     except NotModified:
         keep = ("ETag", "Last-Modified")
         full = object_headers(record, checksum_mode=False)
-        return Reply(status=304, headers={k: full[k] for k in keep})
+        # The version validated, as on the 200 it stands for.
+        return Reply(status=304, headers={
+            **{k: full[k] for k in keep},
+            **version_headers(ctx.require_bucket(), record.version_id)})
     checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     size = record.size
     status = 200

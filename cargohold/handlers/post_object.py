@@ -36,7 +36,13 @@ from cargohold import access, acl, checksums, errors, postform, xmlutil
 from cargohold.auth import postpolicy
 from cargohold.checksums import Hasher
 from cargohold.handlers.acls import stored
-from cargohold.handlers.context import Context, Handler, Reply, version_headers
+from cargohold.handlers.context import (
+    Context,
+    Handler,
+    Reply,
+    expiration_headers,
+    version_headers,
+)
 from cargohold.handlers.intake import INLINE_MAX, freed_if_refused
 from cargohold.handlers.objects import STORAGE_CLASSES, STORED_HEADERS, validate_key
 from cargohold.handlers.tagging import parse_tagging_xml
@@ -135,7 +141,8 @@ async def post_object(ctx: Context) -> Reply:
         )
         version_id = await ctx.services.store.put_object(record)
     reply = _reply(ctx, fields, record, computed)
-    reply.headers.update(version_headers(bucket, version_id))
+    reply.headers.update(version_headers(bucket, version_id, written=True))
+    reply.headers.update(expiration_headers(ctx, bucket, key, record.last_modified))
     return reply
 
 
