@@ -417,12 +417,15 @@ _VERSION_LIST_COLUMNS: Final = (
     "key, seq, version_id, {current} AS current, {marker} AS marker, size, etag, "
     "last_modified, storage_class, checksum_algorithm, checksum_type, {since} AS since"
 )
+# {where}: the same condition on both tables, after "bucket = ?". Resuming inside a key
+# uses "key = ? AND seq < ?" alone: with a "key >= ?" beside it, SQLite seeks on the range
+# and reads every later key of the bucket.
 _LIST_VERSIONS: Final = (
     "SELECT " + _VERSION_LIST_COLUMNS.format(current=1, marker=0, since="NULL")
-    + " FROM objects WHERE bucket = ? AND key >= ? {bound}"
+    + " FROM objects WHERE bucket = ? AND {where}"
     " UNION ALL SELECT " + _VERSION_LIST_COLUMNS.format(
         current=0, marker="delete_marker", since="noncurrent_since")
-    + " FROM object_versions WHERE bucket = ? AND key >= ? {bound}"
+    + " FROM object_versions WHERE bucket = ? AND {where}"
     " ORDER BY key, seq DESC LIMIT ?"
 )
 _UPLOAD_COLUMNS: Final = (
@@ -441,14 +444,6 @@ _LIST_UPLOADS_UNBOUNDED: Final = (
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-
-
-
-
-
-
 
 
 def _record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
@@ -480,10 +475,6 @@ def _version_record(bucket: str, key: str, row: Sequence[Any]) -> ObjectRecord:
 
 def _list_entry(key: str, row: Sequence[Any]) -> ListEntry:
     return ListEntry(key, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
-
-
-
-
 
 
 def _upload(row: Sequence[Any]) -> Upload:
@@ -1176,7 +1167,8 @@ class SqliteStore(MetadataStore):
         encoded = [(k, key_bytes(k), v) for k, v in items]
 
         def op(conn: sqlite3.Connection) -> list[DeleteResult]:
-            return [_delete(conn, bucket, k, kb, v, None) for k, kb, v in encoded]
+            versioning = _versioning_of(conn, bucket)  # one transaction: read it once
+            return [_delete(conn, bucket, k, kb, v, None, versioning) for k, kb, v in encoded]
 
         return await self._write(op)
 
@@ -1701,9 +1693,10 @@ def _store_object(
         # Never versioned: no history to order, only the clock (kept for a later Enable).
         seq = max(time.time_ns(), current[4] + 1 if current is not None else 0)
     else:
-        seq = _next_seq(conn, record.bucket, kb, current[4] if current is not None else 0)
+        seq, top = _next_seq(conn, record.bucket, kb, current[4] if current is not None else 0)
         now = time.time()
-        _end_latest_marker(conn, record.bucket, kb, now)
+        if current is None:  # only then can a delete marker be the latest version
+            _end_latest_marker(conn, record.bucket, kb, top, now)
         if versioning == "Enabled":
             version_id = new_version_id(seq)
         else:  # Suspended: this write is the null version; an older null one goes
@@ -1748,19 +1741,27 @@ def _store_object(
     return version_id
 
 
-
-
-def _next_seq(conn: sqlite3.Connection, bucket: str, kb: bytes, current_seq: int) -> int:
-    """A place after every version of the key (the clock unless it stepped back)."""
+def _next_seq(conn: sqlite3.Connection, bucket: str, kb: bytes,
+              current_seq: int) -> tuple[int, int | None]:
+    """A place after every version of the key (the clock unless it stepped back), and the
+    place of the key's newest noncurrent version or marker (``None`` if it has none)."""
     (top,) = conn.execute("SELECT max(seq) FROM object_versions WHERE bucket = ? AND key = ?",
                           (bucket, kb)).fetchone()
-    return max(time.time_ns(), current_seq + 1, (top or 0) + 1)
+    return max(time.time_ns(), current_seq + 1, (top or 0) + 1), top
 
 
-def _end_latest_marker(conn: sqlite3.Connection, bucket: str, kb: bytes, now: float) -> None:
-    """A newer version is coming: a delete marker that was the latest becomes noncurrent."""
-    conn.execute("UPDATE object_versions SET noncurrent_since = ? "
-                 "WHERE bucket = ? AND key = ? AND noncurrent_since IS NULL", (now, bucket, kb))
+def _end_latest_marker(conn: sqlite3.Connection, bucket: str, kb: bytes, top: int | None,
+                       now: float) -> None:
+    """A newer version is coming: a delete marker that was the latest becomes noncurrent.
+
+    Only the key's newest row (``top``, from :func:`_next_seq`) can be that marker. Naming
+    it by its primary key matters: ``noncurrent_since IS NULL`` alone lets SQLite pick the
+    (bucket, noncurrent_since) index and step through every latest marker in the bucket.
+    """
+    if top is None:
+        return
+    conn.execute("UPDATE object_versions SET noncurrent_since = ? WHERE bucket = ? AND key = ? "
+                 "AND seq = ? AND noncurrent_since IS NULL", (now, bucket, kb, top))
 
 
 def _archive_current(conn: sqlite3.Connection, bucket: str, kb: bytes, seq: int,
@@ -1843,9 +1844,15 @@ def _insert_marker(conn: sqlite3.Connection, bucket: str, kb: bytes, seq: int,
 
 
 def _delete(conn: sqlite3.Connection, bucket: str, key: str, kb: bytes,
-            version_id: str | None, older_than: float | None) -> DeleteResult:
-    """DeleteObject inside one transaction (see ``MetadataStore.delete_object``)."""
-    versioning = _versioning_of(conn, bucket)
+            version_id: str | None, older_than: float | None,
+            versioning: str | None = None) -> DeleteResult:
+    """DeleteObject inside one transaction (see ``MetadataStore.delete_object``);
+    ``versioning``: the bucket's state if the caller read it in this transaction."""
+    if versioning is None:
+        versioning = _versioning_of(conn, bucket)
+    if not versioning and version_id is None and older_than is None:
+        # The plain delete of a bucket that never had versioning: one read of the row.
+        return DeleteResult(None, False, _delete_one(conn, bucket, key, kb))
     current = conn.execute(
         "SELECT version_id, seq, last_modified FROM objects WHERE bucket = ? AND key = ?",
         (bucket, kb)).fetchone()
@@ -1873,8 +1880,9 @@ def _delete(conn: sqlite3.Connection, bucket: str, key: str, kb: bytes,
     if not versioning:
         return DeleteResult(None, False, _delete_one(conn, bucket, key, kb))
     now = time.time()
-    seq = _next_seq(conn, bucket, kb, current[1] if current is not None else 0)
-    _end_latest_marker(conn, bucket, kb, now)
+    seq, top = _next_seq(conn, bucket, kb, current[1] if current is not None else 0)
+    if current is None:  # only then can a delete marker be the latest version
+        _end_latest_marker(conn, bucket, kb, top, now)
     removed = None
     if versioning == "Enabled":
         marker_id = new_version_id(seq)
@@ -1956,8 +1964,6 @@ def _drop_upload(conn: sqlite3.Connection, upload_id: str, keep: set[str] | None
 
 _Row = Sequence[Any]
 _Query = Callable[[bytes, int], sqlite3.Cursor]
-
-
 
 
 def _seek_scan(
@@ -2114,14 +2120,14 @@ def _list_versions(
             (bucket, key_marker, version_id_marker) * 2).fetchone()
         if mark is not None:  # a vanished marker version: the key is simply done
             same_key = conn.execute(
-                _LIST_VERSIONS.format(bound="AND key = ? AND seq < ?"),
-                (bucket, key_marker, key_marker, mark[0]) * 2 + (max_keys + 1,)).fetchall()
+                _LIST_VERSIONS.format(where="key = ? AND seq < ?"),
+                (bucket, key_marker, mark[0]) * 2 + (max_keys + 1,)).fetchall()
             truncated = len(same_key) > max_keys
             items = [(bytes(r[0]), r) for r in same_key[:max_keys]]
     if not truncated and low is not None:
         high = successor(prefix) if prefix else None
-        bounded = _LIST_VERSIONS.format(bound="AND key < ?")
-        unbounded = _LIST_VERSIONS.format(bound="")
+        bounded = _LIST_VERSIONS.format(where="key >= ? AND key < ?")
+        unbounded = _LIST_VERSIONS.format(where="key >= ?")
 
         def query(start: bytes, limit: int) -> sqlite3.Cursor:
             if high is None:
