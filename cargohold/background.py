@@ -5,8 +5,11 @@ each run in exactly one process, even when several gateways share one metadata s
 one volume. Worker 0 of every gateway runs a :class:`LeaseHolder`: it asks the store for the
 ``background`` lease every third of ``lease_seconds``; while it holds it, it runs the tasks,
 and the moment it cannot renew (another holder took over, or the store is unreachable) it
-stops them. A holder that dies stops renewing, so its lease runs out and another gateway's
-worker 0 takes over within ``lease_seconds`` plus one renewal interval.
+stops them; a renewal that gets no answer within a quarter of ``lease_seconds`` (a
+database behind a dead network path, a connection pool with none free) counts as a
+failure, so the work stops before the lease can run out and pass to another gateway. A
+holder that dies stops renewing, so its lease runs out and another gateway's worker 0 takes
+over within ``lease_seconds`` plus one renewal interval.
 
 Every one of those tasks is safe to repeat (their actions are guarded inside the store's
 transactions), so the short overlap a paused process could cause in theory does no harm.
@@ -28,6 +31,11 @@ from cargohold.store.base import MetadataStore
 log = logging.getLogger("cargohold.background")
 
 LEASE_NAME = "background"
+# A renewal is given this fraction of the lease to answer. The next one starts a third of
+# the lease after the last good one answered (at most a quarter after it started), so one
+# that times out ends at most 1/4 + 1/3 + 1/4 of the lease after the last good one started:
+# the work stops with a margin before the lease can pass to another gateway.
+RENEWAL_TIMEOUT = 0.25
 
 
 def holder_id() -> str:
@@ -57,10 +65,19 @@ class LeaseHolder:
         try:
             while True:
                 try:
-                    held = await self.store.acquire_lease(LEASE_NAME, self.holder,
-                                                          self.lease_seconds)
+                    # A renewal that does not answer in time counts as lost: the lease is
+                    # good until lease_seconds after the last good renewal started, and
+                    # then another gateway may take it (see RENEWAL_TIMEOUT).
+                    held = await asyncio.wait_for(
+                        self.store.acquire_lease(LEASE_NAME, self.holder,
+                                                 self.lease_seconds),
+                        timeout=self.lease_seconds * RENEWAL_TIMEOUT)
                 except asyncio.CancelledError:
                     raise
+                except TimeoutError:
+                    log.warning("background lease: no answer to a renewal within %.1f s",
+                                self.lease_seconds * RENEWAL_TIMEOUT)
+                    held = False
                 except Exception:
                     log.exception("background lease: renewal failed")
                     held = False

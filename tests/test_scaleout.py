@@ -10,6 +10,8 @@ lifecycle worker acts once for the cluster (and moves to a surviving gateway).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cargohold.background import LeaseHolder
 from tests import rawhttp
 from tests.conftest import ServerProcess, eventually, make_client
 from tests.pgserver import fresh_database_dsn
@@ -60,6 +63,55 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(tmp_path).start()
     yield c
     c.stop()
+
+
+class _HangingLeaseStore:
+    """A store whose first lease request succeeds and whose renewals never answer: a
+    database behind a dead network path, or a pool with no free connection."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        self.asked += 1
+        if self.asked > 1:
+            await asyncio.Event().wait()
+        return True
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        pass
+
+
+def test_background_work_stops_before_the_lease_runs_out_when_renewal_hangs() -> None:
+    """The lease is taken over by another gateway once it runs out, so the holder must stop
+    its work by then even if a renewal neither succeeds nor fails."""
+
+    async def main() -> None:
+        running = asyncio.Event()
+        stopped: list[float] = []
+
+        async def work() -> None:
+            running.set()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                stopped.append(time.monotonic())
+
+        lease = 0.6
+        holder = LeaseHolder(_HangingLeaseStore(),  # type: ignore[arg-type]
+                             lambda: [work()], lease_seconds=lease)
+        task = asyncio.create_task(holder.run_forever())
+        await asyncio.wait_for(running.wait(), 5)
+        taken = time.monotonic()
+        await asyncio.sleep(lease * 2)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert stopped, "the work was never stopped"
+        assert stopped[0] - taken < lease, f"work ran {stopped[0] - taken:.2f} s on a " \
+            f"{lease} s lease"
+
+    asyncio.run(main())
 
 
 def new_bucket(client: Any, versioned: bool = False) -> str:

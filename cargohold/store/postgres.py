@@ -17,33 +17,41 @@ Every write is one transaction in READ COMMITTED. Correctness under concurrency 
 processes rests on transaction-scoped advisory locks taken (in the round trip of ``BEGIN``)
 before anything is read, so every statement that follows sees what the previous holder
 committed (each READ COMMITTED statement takes a fresh snapshot). Shared locks are taken
-before exclusive ones, each kind in ascending id order; the only lock taken later in a
-transaction (``delete_bucket``'s upload locks) is never held by one that waits for a bucket
-lock, so these locks cannot deadlock:
+before exclusive ones, each kind in ascending id order, and no advisory lock is taken later
+in a transaction, so these locks cannot deadlock. A transaction holds a bounded number of
+them (at most ``_KEY_LOCKS_MAX`` key locks plus two): PostgreSQL keeps advisory locks in a
+shared table sized for about ``max_locks_per_transaction`` (64) per connection, and when it
+is full every transaction on the server fails with "out of shared memory".
 
 * **Key locks.** A write that touches a key's rows (current object, versions, parts, inline
   bytes) holds an exclusive lock on a 64-bit hash of (bucket, key). So two racing
   ``If-None-Match: *`` PUTs of a missing key have exactly one winner, the conditions are
   checked against what is current, and a key's versions get strictly increasing ``seq``
   (max of the database clock in ns, the current version's + 1 and the newest noncurrent
-  one's + 1). DeleteObjects locks all its keys up front.
-* **Bucket locks.** Every write that adds rows under a bucket (object writes, delete
+  one's + 1). DeleteObjects locks its keys up front, or with more than
+  ``_KEY_LOCKS_MAX`` keys, the bucket's lock exclusively instead.
+* **Bucket locks.** Every write under a bucket (object writes, tags and ACLs, delete
   markers, new uploads) holds an advisory lock on the bucket *shared*; ``delete_bucket``
-  takes it exclusively, so it waits for the writes in flight and then sees them, and writes
-  that come later find the bucket gone. (Not a row lock on ``buckets`` nor a foreign key:
-  those share-lock one hot row on every write, which writes a MultiXact and WAL.)
+  (and a large DeleteObjects) takes it exclusively, so it waits for the writes in flight and
+  then sees them, and writes that come later find the bucket gone. (Not a row lock on
+  ``buckets`` nor a foreign key: those share-lock one hot row on every write, which writes
+  a MultiXact and WAL.)
 * **Upload locks.** ``put_part`` holds its upload's advisory lock shared, plus an exclusive
-  one on (upload, part number) that orders re-uploads of one part; completion, abort and
-  ``delete_bucket`` take the upload's lock exclusively before they read its parts. So of a
-  completion and an abort exactly one finds the upload, and no part recorded meanwhile is
-  dropped without its blob being queued.
+  one on (upload, part number) that orders re-uploads of one part; completion and abort
+  take the upload's lock exclusively before they read its parts. So of a completion and an
+  abort exactly one finds the upload, and no part recorded meanwhile is dropped without its
+  blob being queued. ``delete_bucket`` locks its uploads' rows ``FOR UPDATE`` instead (a
+  bucket may have thousands), which ``put_part``'s ``FOR KEY SHARE`` on its upload's row
+  waits for, and then finds the upload gone.
 * **Grants vs. policies**, **one owner's bucket count**: an advisory lock each.
 * **Leases** are one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` on the database clock.
 
 Deadlocks and serialization failures (SQLSTATE 40P01/40001) are retried with a short
 jittered backoff; a connection lost before ``COMMIT`` was sent is retried too (the server
-rolled the transaction back). What is left becomes ``SlowDown`` (overload: no connection,
-too many clients, retries exhausted) or ``InternalError``.
+rolled the transaction back). A statement unanswered for ``_COMMAND_TIMEOUT`` (a database
+host gone without a reset) is ``SlowDown`` at once, and its connection is dropped. What is
+left becomes ``SlowDown`` (overload: no connection, too many clients, retries exhausted) or
+``InternalError``.
 
 Key order
 ---------
@@ -112,9 +120,18 @@ _Row = Any  # asyncpg.Record
 
 _ATTEMPTS: Final = 5  # tries of a transaction that hit a deadlock or a lost connection
 _ACQUIRE_TIMEOUT: Final = 60.0  # seconds to wait for a pooled connection (then SlowDown)
+# Seconds a statement may go unanswered (then SlowDown, and the connection is dropped): a
+# database host gone without a reset, or a dead network path, otherwise holds a request until
+# TCP gives up, a quarter of an hour later. Statements here are point reads and writes, index
+# range scans and lock waits; migrations run on a connection of their own without it.
+_COMMAND_TIMEOUT = 30.0
 _IN_CHUNK: Final = 5000  # ids per "= ANY($1)" statement
 _FIRST_CHUNK: Final = 4  # rows a delimited listing asks for first (see _seek_scan)
 _CHUNK_GROWTH: Final = 16
+# At most this many key locks in one transaction (PostgreSQL's lock table holds about
+# max_locks_per_transaction, 64 by default, per connection); DeleteObjects with more keys
+# locks the whole bucket instead.
+_KEY_LOCKS_MAX: Final = 32
 
 
 # ----------------------------------------------------------------------------- schema
@@ -313,14 +330,16 @@ def _key_lock(bucket: str, kb: bytes) -> int:
 
 
 def _upload_lock(upload_id: str) -> int:
-    """Held shared by ``put_part``, exclusively by completion, abort and ``delete_bucket``:
-    the parts an upload is completed or dropped with are all there is."""
+    """Held shared by ``put_part``, exclusively by completion and abort: the parts an
+    upload is completed or dropped with are all there is. (``delete_bucket`` locks the
+    uploads' rows instead.)"""
     return _lock_id(b"upload", upload_id.encode("utf-8"))
 
 
 def _bucket_lock(bucket: str) -> int:
-    """Held shared by every write that adds rows under the bucket, exclusively by
-    ``delete_bucket``: a bucket is never deleted under a write, nor written once gone."""
+    """Held shared by every write under the bucket, exclusively by ``delete_bucket`` and a
+    DeleteObjects of many keys: a bucket is never deleted under a write, nor written once
+    gone, and a bulk delete has every key of the bucket to itself."""
     return _lock_id(b"bucket", bucket.encode("utf-8"))
 
 
@@ -610,6 +629,9 @@ def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[st
         yield items[start : start + size]
 
 
+_SERVER_SETTINGS: Final = {"application_name": "cargohold", "jit": "off"}
+
+
 async def _no_reset(conn: _Conn) -> None:
     """The pool's reset on release: nothing to undo (no session state, no LISTEN, no
     session locks); asyncpg still rolls back a transaction left open (a cancelled write)."""
@@ -698,18 +720,17 @@ class PostgresStore(MetadataStore):
         """Create the pool, then create or migrate the schema (once, across gateways)."""
         if self._pool is not None:
             return
-        pool = await asyncpg.create_pool(
-            self._dsn, min_size=min(self.min_size, self.max_size), max_size=self.max_size,
-            reset=_no_reset, statement_cache_size=256,
-            server_settings={"application_name": "cargohold", "jit": "off"},
-        )
+        # Migrations first, on a connection of their own: no statement timeout for them.
+        conn = await asyncpg.connect(self._dsn, server_settings=_SERVER_SETTINGS)
         try:
-            async with pool.acquire() as conn:
-                await _migrate(conn)
-        except BaseException:
-            await pool.close()
-            raise
-        self._pool = pool
+            await _migrate(conn)
+        finally:
+            await conn.close()
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=min(self.min_size, self.max_size), max_size=self.max_size,
+            reset=_no_reset, statement_cache_size=256, command_timeout=_COMMAND_TIMEOUT,
+            server_settings=_SERVER_SETTINGS,
+        )
 
     async def close(self) -> None:
         """Close the pool (waiting briefly for connections still in use)."""
@@ -736,7 +757,14 @@ class PostgresStore(MetadataStore):
         if self._pool is None:
             raise RuntimeError("PostgresStore is not open")
         async with self._pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
-            yield conn
+            try:
+                yield conn
+            except TimeoutError:
+                # A statement went unanswered: the server is gone or stuck. Drop the
+                # connection (the server rolls back what it had) rather than let the pool
+                # wait, on release, for it to acknowledge the cancellation.
+                conn.terminate()
+                raise
 
     async def _read(self, fn: Callable[[_Conn], Awaitable[T]]) -> T:
         """Run reads on one pooled connection; a lost connection is retried."""
@@ -783,13 +811,18 @@ class PostgresStore(MetadataStore):
             committing = False
             try:
                 async with self._connection() as conn:
-                    await conn.execute(begin)
                     try:
+                        # Inside the try: a BEGIN whose lock failed (lock_timeout, out of
+                        # shared memory) leaves an aborted transaction to roll back too.
+                        await conn.execute(begin)
                         result = await fn(conn)
                         committing = True
                         await conn.execute("COMMIT")
-                    except Exception:
-                        if not committing and not conn.is_closed():
+                    except Exception as exc:
+                        # (After a timeout, a ROLLBACK would wait for the cancellation:
+                        # the connection is dropped instead, see _connection.)
+                        if (not committing and not conn.is_closed()
+                                and not isinstance(exc, TimeoutError)):
                             with contextlib.suppress(Exception):
                                 await conn.execute("ROLLBACK")
                         raise
@@ -1020,14 +1053,14 @@ class PostgresStore(MetadataStore):
                 raise errors.NoSuchBucket(BucketName=name)
             if not await _bucket_is_empty(conn, name):
                 raise errors.BucketNotEmpty(BucketName=name)
-            # Its uploads go too: lock them (waiting for parts being recorded; no new
-            # upload can start under the bucket's lock), then drop them.
+            # Its uploads go too: lock their rows (waiting for parts being recorded, which
+            # hold their upload's row FOR KEY SHARE; no new upload can start under the
+            # bucket's lock), then drop them. Row locks, not an advisory lock per upload:
+            # those fill the server's shared lock table when a bucket has thousands.
             uploads = [r[0] for r in await conn.fetch(
-                "SELECT upload_id FROM uploads WHERE bucket = $1 ORDER BY upload_id", name)]
+                "SELECT upload_id FROM uploads WHERE bucket = $1 ORDER BY upload_id "
+                "FOR UPDATE", name)]
             if uploads:
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(l) FROM unnest($1::bigint[]) AS l "
-                    "ORDER BY l", sorted({_upload_lock(u) for u in uploads}))
                 await _drop_uploads(conn, uploads)
             await conn.execute("DELETE FROM buckets WHERE name = $1", name)
 
@@ -1143,7 +1176,7 @@ class PostgresStore(MetadataStore):
         row = await self._write(
             lambda conn: _update_object(conn, bucket, key, kb, "tags", dumps(tags),
                                         version_id),
-            locks=[_key_lock(bucket, kb)])
+            locks=[_key_lock(bucket, kb)], shared=[_bucket_lock(bucket)])
         return _version_record(bucket, key, row)
 
     async def set_object_acl(self, bucket: str, key: str, acl: str,
@@ -1152,7 +1185,7 @@ class PostgresStore(MetadataStore):
         kb = key_bytes(key)
         await self._write(
             lambda conn: _update_object(conn, bucket, key, kb, "acl", acl, version_id),
-            locks=[_key_lock(bucket, kb)])
+            locks=[_key_lock(bucket, kb)], shared=[_bucket_lock(bucket)])
 
     async def delete_object(self, bucket: str, key: str, version_id: str | None = None, *,
                             older_than: float | None = None) -> DeleteResult:
@@ -1173,8 +1206,15 @@ class PostgresStore(MetadataStore):
 
         if not encoded:
             return []
-        return await self._write(op, locks=[_key_lock(bucket, kb) for _, kb, _ in encoded],
-                                 shared=[_bucket_lock(bucket)])
+        keys = {_key_lock(bucket, kb) for _, kb, _ in encoded}
+        if len(keys) > _KEY_LOCKS_MAX:
+            # A lock per key would put up to 1000 entries per request in the server's shared
+            # lock table (sized max_locks_per_transaction x max_connections: 6400 by default);
+            # a few bulk deletes at once would fill it, failing every transaction on the
+            # server with "out of shared memory". Every write to a key holds the bucket's lock
+            # shared, so holding it exclusively covers all of the bucket's keys at once.
+            return await self._write(op, locks=[_bucket_lock(bucket)])
+        return await self._write(op, locks=keys, shared=[_bucket_lock(bucket)])
 
     async def remove_expired_delete_marker(self, bucket: str, key: str) -> str | None:
         """Remove the key's latest delete marker when no other version is left."""
@@ -1193,7 +1233,8 @@ class PostgresStore(MetadataStore):
                                "AND seq = $3", bucket, kb, rows[0][0])
             return str(rows[0][1])
 
-        return await self._write(op, locks=[_key_lock(bucket, kb)])
+        return await self._write(op, locks=[_key_lock(bucket, kb)],
+                                 shared=[_bucket_lock(bucket)])
 
     async def list_objects(
         self,
@@ -1268,12 +1309,15 @@ class PostgresStore(MetadataStore):
         """Record a part, queueing the blob of a part it replaces; ``NoSuchUpload``.
 
         Holds the upload's lock shared (a completion or abort waits for this part, and this
-        part for them) and a lock on (upload, number) that orders re-uploads of one part,
-        so the replaced blob read here is the one actually replaced. One statement."""
+        part for them), its row FOR KEY SHARE (``delete_bucket`` locks the rows of the
+        bucket's uploads FOR UPDATE) and a lock on (upload, number) that orders re-uploads
+        of one part, so the replaced blob read here is the one actually replaced. One
+        statement."""
 
         async def op(conn: _Conn) -> None:
             found = await conn.fetchval(
-                "WITH up AS (SELECT upload_id FROM uploads WHERE upload_id = $1), "
+                "WITH up AS (SELECT upload_id FROM uploads WHERE upload_id = $1 "
+                "FOR KEY SHARE), "
                 "old AS (SELECT blob_id FROM upload_parts WHERE upload_id = $1 "
                 "AND number = $2), "
                 f"put AS (INSERT INTO upload_parts ({_PART_COLUMNS}) "
