@@ -272,6 +272,8 @@ def _scheme(ssl_context: ssl.SSLContext | None) -> str:
 def serve(settings: Settings) -> int:
     """Run the server in the foreground until interrupted."""
     configure_logging(settings)
+    if settings.lease_seconds <= 0:
+        raise SystemExit("cargohold: --lease-seconds must be positive")
     # Fail fast on a bad certificate and on a port in use, before starting workers.
     ssl_context = tls_context(settings)
     asyncio.run(bootstrap(settings))

@@ -243,8 +243,6 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
             "ON object_versions (bucket, key, seq DESC)",
             "CREATE UNIQUE INDEX object_versions_id ON object_versions (bucket, key, version_id)",
             "CREATE INDEX object_versions_blob ON object_versions (blob_id) WHERE blob_id <> ''",
-            "CREATE INDEX object_versions_noncurrent "
-            "ON object_versions (bucket, noncurrent_since)",
             """CREATE TABLE version_parts (
                    bucket text COLLATE "C" NOT NULL,
                    key bytea NOT NULL,

@@ -337,7 +337,6 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
                )""",
             "CREATE UNIQUE INDEX object_versions_id ON object_versions(bucket, key, version_id)",
             "CREATE INDEX object_versions_blob ON object_versions(blob_id)",
-            "CREATE INDEX object_versions_noncurrent ON object_versions(bucket, noncurrent_since)",
             # Part blobs of noncurrent multipart versions, for the blob GC's reference check.
             """CREATE TABLE version_parts (
                    bucket TEXT NOT NULL,
@@ -1754,9 +1753,8 @@ def _end_latest_marker(conn: sqlite3.Connection, bucket: str, kb: bytes, top: in
                        now: float) -> None:
     """A newer version is coming: a delete marker that was the latest becomes noncurrent.
 
-    Only the key's newest row (``top``, from :func:`_next_seq`) can be that marker. Naming
-    it by its primary key matters: ``noncurrent_since IS NULL`` alone lets SQLite pick the
-    (bucket, noncurrent_since) index and step through every latest marker in the bucket.
+    Only the key's newest row (``top``, from :func:`_next_seq`) can be that marker, so it
+    is named by its primary key: one row touched, whatever the bucket holds.
     """
     if top is None:
         return
