@@ -152,6 +152,17 @@ def fresh_bucket(s3: Any) -> Iterator[str]:
         purge_bucket(s3, name)
 
 
+def new_bucket(client: Any, versioned: bool = False) -> str:
+    """A uniquely named bucket (versioning Enabled with ``versioned``), left in place: for
+    tests on servers of their own, which go with their data directory."""
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=name)
+    if versioned:
+        client.put_bucket_versioning(Bucket=name,
+                                     VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
 def purge_bucket(s3: Any, name: str) -> None:
     """Abort the bucket's uploads, delete every version and delete marker, then it."""
     for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):

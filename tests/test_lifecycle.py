@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -25,7 +24,7 @@ from cargohold.lifecycle import LifecycleConfig, LifecycleRule
 from cargohold.lifecycle_worker import LifecycleWorker, due_before
 from cargohold.store.base import Account, Bucket, ObjectRecord, Upload
 from cargohold.store.sqlite import SqliteStore
-from tests.conftest import ServerProcess, admin, eventually, make_client
+from tests.conftest import ServerProcess, admin, eventually, make_client, new_bucket
 from tests.test_post_object import post, presign
 
 DAY = 2.0
@@ -44,14 +43,6 @@ def lifecycle_server(tmp_path: Path) -> Iterator[ServerProcess]:
 def client(lifecycle_server: ServerProcess) -> Any:
     return make_client(lifecycle_server.endpoint)
 
-
-def new_bucket(client: Any, versioned: bool = False) -> str:
-    name = f"lc-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    if versioned:
-        client.put_bucket_versioning(Bucket=name,
-                                     VersioningConfiguration={"Status": "Enabled"})
-    return name
 
 
 def rules(*items: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cargohold.background import LeaseHolder
 from tests import rawhttp
-from tests.conftest import ServerProcess, eventually, make_client
+from tests.conftest import ServerProcess, eventually, make_client, new_bucket
 from tests.pgserver import fresh_database_dsn
 
 GATEWAYS = 3
@@ -113,14 +113,6 @@ def test_background_work_stops_before_the_lease_runs_out_when_renewal_hangs() ->
 
     asyncio.run(main())
 
-
-def new_bucket(client: Any, versioned: bool = False) -> str:
-    name = f"scale-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    if versioned:
-        client.put_bucket_versioning(Bucket=name,
-                                     VersioningConfiguration={"Status": "Enabled"})
-    return name
 
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from cargohold import config
+from cargohold import cli, config
+from cargohold.server import describe_meta
 from tests import rawhttp
-from tests.conftest import ServerProcess, default_meta, free_port, make_client
+from tests.conftest import ServerProcess, admin, default_meta, free_port, make_client
 from tests.test_buckets import error_code
 
 
@@ -160,3 +161,29 @@ def test_sdk_x_id_query_parameter_is_ignored_for_routing(server: ServerProcess, 
     assert b"<Key>xid</Key>" in resp.body
     url = f"{server.endpoint}/{bucket}/xid?x-id=GetObject"
     assert rawhttp.send("GET", url, rawhttp.sign_v4("GET", url)).body == b"x"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--meta", "mysql://db/cargohold"], "--meta must be a postgresql:// URL"),
+    (["--lease-seconds", "0"], "--lease-seconds must be positive"),
+])
+def test_serve_refuses_a_bad_metadata_store_or_lease_before_it_starts(
+        tmp_path: Path, flags: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve", "--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+                  *flags])
+    assert message in str(exc.value.code)
+
+
+def test_the_start_up_line_names_the_metadata_store_without_its_password() -> None:
+    assert describe_meta(config.Settings()) == "sqlite"
+    shown = describe_meta(config.Settings(
+        meta="postgresql://gw:s3cr3t@db.internal:5433/cargohold"))
+    assert shown == "postgresql db.internal:5433/cargohold" and "s3cr3t" not in shown
+
+
+def test_admin_migrate_reports_the_latest_schema_version(server: ServerProcess) -> None:
+    from cargohold.store import postgres, sqlite
+
+    migrations = postgres.MIGRATIONS if server.meta else sqlite.MIGRATIONS
+    assert admin(server, "migrate") == {"schema_version": migrations[-1][0]}

@@ -517,6 +517,13 @@ def _list_objects_sql(bounded: bool) -> str:
             f"ORDER BY key LIMIT {limit}")
 
 
+# A listed version as one row shape, whichever table it comes from.
+_CURRENT_VERSION_COLUMNS: Final = _VERSION_LIST_COLUMNS.format(
+    current="true", marker="false", since="NULL::double precision")
+_NONCURRENT_VERSION_COLUMNS: Final = _VERSION_LIST_COLUMNS.format(
+    current="false", marker="delete_marker", since="noncurrent_since")
+
+
 def _list_versions_sql(bounded: bool, after: bool) -> str:
     """Versions and markers from ``$2`` on (after the version of key $2 with seq $n when
     ``after``), below ``$3`` when ``bounded``: by key, newest first."""
@@ -528,13 +535,10 @@ def _list_versions_sql(bounded: bool, after: bool) -> str:
         bound += f" AND (key > $2 OR seq < ${args})"
         args += 1
     limit = f"${args}"
-    current = _VERSION_LIST_COLUMNS.format(current="true", marker="false",
-                                           since="NULL::double precision")
-    noncurrent = _VERSION_LIST_COLUMNS.format(current="false", marker="delete_marker",
-                                              since="noncurrent_since")
-    return (f"(SELECT {current} FROM objects WHERE bucket = $1 AND key >= $2 {bound} "
-            f"ORDER BY key LIMIT {limit}) UNION ALL "
-            f"(SELECT {noncurrent} FROM object_versions WHERE bucket = $1 AND key >= $2 "
+    return (f"(SELECT {_CURRENT_VERSION_COLUMNS} FROM objects WHERE bucket = $1 "
+            f"AND key >= $2 {bound} ORDER BY key LIMIT {limit}) UNION ALL "
+            f"(SELECT {_NONCURRENT_VERSION_COLUMNS} FROM object_versions WHERE bucket = $1 "
+            "AND key >= $2 "
             f"{bound} ORDER BY key, seq DESC LIMIT {limit}) ORDER BY key, seq DESC "
             f"LIMIT {limit}")
 
@@ -552,20 +556,6 @@ def _list_uploads_sql(bounded: bool, after: bool) -> str:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def _record(bucket: str, key: str, row: _Row, *, data: bool = True) -> ObjectRecord:
@@ -613,8 +603,6 @@ def _bucket(row: _Row) -> Bucket:
 def _access_key(row: _Row) -> AccessKey:
     return AccessKey(access_key=row[0], secret_key=row[1], account_id=row[2], created=row[3],
                      grants=None if row[4] is None else loads(row[4]))
-
-
 
 
 def _count(status: str) -> int:
@@ -1869,6 +1857,28 @@ async def _list(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
     return ListPage(entries, prefixes, truncated, next_marker), fetched
 
 
+def _resumable_query(
+    conn: _Conn, sql_for: Callable[[bool, bool], str], bucket: str, prefix: bytes,
+    resume: Callable[[_Row], list[Any]],
+) -> Callable[[bytes, _Row | None, int], Awaitable[list[_Row]]]:
+    """The ``query`` :func:`_seek_scan` steps through for a listing with several rows per
+    key (uploads, versions): from ``start``, or right after the row ``after`` (its key, then
+    what ``resume`` takes from it), below the prefix's successor."""
+    high = successor(prefix) if prefix else None
+    sql = {(b, a): sql_for(b, a) for b in (False, True) for a in (False, True)}
+
+    async def query(start: bytes, after: _Row | None, limit: int) -> list[_Row]:
+        args: list[Any] = [bucket, bytes(after[0]) if after is not None else start]
+        if high is not None:
+            args.append(high)
+        if after is not None:
+            args += resume(after)
+        return cast(list[_Row], await conn.fetch(sql[high is not None, after is not None],
+                                                 *args, limit))
+
+    return query
+
+
 async def _list_uploads(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
                         key_marker: bytes, upload_id_marker: str,
                         max_uploads: int) -> tuple[UploadPage, int]:
@@ -1898,18 +1908,8 @@ async def _list_uploads(conn: _Conn, bucket: str, prefix: bytes, delimiter: byte
         truncated = len(same_key) > max_uploads
         items = [(bytes(r[0]), r) for r in same_key[:max_uploads]]
     if not truncated and low is not None:
-        high = successor(prefix) if prefix else None
-        sql = {(b, a): _list_uploads_sql(b, a) for b in (False, True) for a in (False, True)}
-
-        async def query(start: bytes, after: _Row | None, limit: int) -> list[_Row]:
-            args: list[Any] = [bucket, bytes(after[0]) if after is not None else start]
-            if high is not None:
-                args.append(high)
-            if after is not None:
-                args += [after[5], after[1]]  # initiated, upload_id
-            rows = await conn.fetch(sql[high is not None, after is not None], *args, limit)
-            return cast(list[_Row], rows)
-
+        query = _resumable_query(conn, _list_uploads_sql, bucket, prefix,
+                                 lambda after: [after[5], after[1]])  # initiated, upload_id
         more, truncated, scanned = await _seek_scan(query, prefix, delimiter, low,
                                                     max_uploads - len(items))
         fetched += scanned
@@ -1933,10 +1933,6 @@ async def _list_versions(conn: _Conn, bucket: str, prefix: bytes, delimiter: byt
     items: list[tuple[bytes, _Row | None]] = []
     truncated = False
     fetched = 0
-    current = _VERSION_LIST_COLUMNS.format(current="true", marker="false",
-                                           since="NULL::double precision")
-    noncurrent = _VERSION_LIST_COLUMNS.format(current="false", marker="delete_marker",
-                                              since="noncurrent_since")
     if version_id_marker and low == key_marker + b"\x00" and key_marker.startswith(prefix):
         mark = await conn.fetchval(
             "SELECT seq FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3 "
@@ -1944,26 +1940,17 @@ async def _list_versions(conn: _Conn, bucket: str, prefix: bytes, delimiter: byt
             "AND version_id = $3", bucket, key_marker, version_id_marker)
         if mark is not None:  # a vanished marker version: the key is simply done
             same_key = await conn.fetch(
-                f"SELECT {current} FROM objects WHERE bucket = $1 AND key = $2 AND seq < $3 "
-                f"UNION ALL SELECT {noncurrent} FROM object_versions WHERE bucket = $1 "
+                f"SELECT {_CURRENT_VERSION_COLUMNS} FROM objects WHERE bucket = $1 AND key = $2 "
+                f"AND seq < $3 UNION ALL SELECT {_NONCURRENT_VERSION_COLUMNS} "
+                "FROM object_versions WHERE bucket = $1 "
                 "AND key = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4",
                 bucket, key_marker, mark, max_keys + 1)
             fetched += len(same_key)
             truncated = len(same_key) > max_keys
             items = [(bytes(r[0]), r) for r in same_key[:max_keys]]
     if not truncated and low is not None:
-        high = successor(prefix) if prefix else None
-        sql = {(b, a): _list_versions_sql(b, a) for b in (False, True) for a in (False, True)}
-
-        async def query(start: bytes, after: _Row | None, limit: int) -> list[_Row]:
-            args: list[Any] = [bucket, bytes(after[0]) if after is not None else start]
-            if high is not None:
-                args.append(high)
-            if after is not None:
-                args.append(after[1])  # seq
-            rows = await conn.fetch(sql[high is not None, after is not None], *args, limit)
-            return cast(list[_Row], rows)
-
+        query = _resumable_query(conn, _list_versions_sql, bucket, prefix,
+                                 lambda after: [after[1]])  # seq
         more, truncated, scanned = await _seek_scan(query, prefix, delimiter, low,
                                                     max_keys - len(items))
         fetched += scanned
