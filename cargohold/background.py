@@ -55,10 +55,6 @@ class LeaseHolder:
         self.holder = holder or holder_id()
         self.tasks: list[asyncio.Task[None]] = []
 
-    @property
-    def leading(self) -> bool:
-        return bool(self.tasks)
-
     async def run_forever(self) -> None:
         """Take, renew and (on cancellation) release the lease, starting and stopping the
         tasks as it is won and lost."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cargohold import config, errors, server
-from cargohold.lifecycle_worker import LAST_PASS_SETTING
+from cargohold.lifecycle_worker import STATUS_SETTING
 from cargohold.store.base import KEY_PERMISSIONS, AccessKey, Account, MetadataStore
 
 
@@ -293,8 +293,8 @@ async def _admin_action(store: MetadataStore, settings: config.Settings,
         # Opening the store applied any pending migration (once, whoever runs it first).
         return {"schema_version": await store.schema_version()}
     if args.area == "lifecycle" and args.action == "status":
-        text = await store.get_setting(LAST_PASS_SETTING)
-        if text is None:
-            return {"last_pass": None}
-        return {"last_pass": json.loads(text)}
+        text = await store.get_setting(STATUS_SETTING)
+        if text is None:  # no pass has run yet
+            return {"last_pass": None, "totals": None}
+        return json.loads(text)
     raise errors.InvalidArgument("unknown admin command")

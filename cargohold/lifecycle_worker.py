@@ -27,8 +27,8 @@ upload) it can still find, and one gone would end that key early.
 
 Days are ``day_seconds`` long (86400; tests shorten them) and, as in S3, an action falls due
 at the day boundary after its time has passed: Days=1 on an object written at 10:00 acts at
-the second midnight. What a pass did is logged per bucket and rule, kept in ``totals``
-and stored as the ``lifecycle.last_pass`` setting (``cargohold admin lifecycle`` shows it).
+the second midnight. What a pass did is logged per bucket and rule and counted, per pass and in
+total, in the ``lifecycle.status`` setting (``cargohold admin lifecycle status`` shows it).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from cargohold.store.base import Bucket, MetadataStore
 log = logging.getLogger("cargohold.lifecycle")
 
 BATCH = 1000  # keys or versions read per page; their actions share group commits
-LAST_PASS_SETTING = "lifecycle.last_pass"
+STATUS_SETTING = "lifecycle.status"  # the last pass and the totals of every pass
 ACTIONS = ("expired", "delete_markers_removed", "noncurrent_removed", "uploads_aborted")
 
 
@@ -70,8 +70,6 @@ class LifecycleWorker:
         self.store = store
         self.day_seconds = day_seconds
         self.interval_seconds = interval_seconds
-        self.totals: Counter[str] = Counter()  # since this worker started
-        self.passes = 0
 
     async def run_once(self, now: float | None = None) -> Counter[str]:
         """One pass over every bucket with a lifecycle configuration; what it did."""
@@ -92,12 +90,20 @@ class LifecycleWorker:
                     log.info("lifecycle: bucket %s rule %r: %s", bucket.name, rule.rule_id,
                              ", ".join(f"{n} {what}" for what, n in sorted(counts.items())))
                 done += counts
-        self.totals += done
-        self.passes += 1
-        await self.store.set_setting(LAST_PASS_SETTING, json.dumps({
-            "started": started, "finished": time.time(),
-            **{what: done[what] for what in ACTIONS}}))
+        await self._record(started, done)
         return done
+
+    async def _record(self, started: float, done: Counter[str]) -> None:
+        """Store this pass and the running totals (they survive restarts and follow the
+        lease from gateway to gateway, because they live in the metadata store)."""
+        previous = await self.store.get_setting(STATUS_SETTING)
+        totals = Counter(json.loads(previous)["totals"] if previous else {})
+        totals.update(done)
+        await self.store.set_setting(STATUS_SETTING, json.dumps({
+            "last_pass": {"started": started, "finished": time.time(),
+                          **{what: done[what] for what in ACTIONS}},
+            "totals": {what: totals[what] for what in ACTIONS},
+        }))
 
     async def run_forever(self) -> None:
         """Run :meth:`run_once` every ``interval_seconds`` until cancelled."""
