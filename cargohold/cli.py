@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     areas.add_parser("migrate", help="bring the metadata store's schema up to date")
     lifecycle = areas.add_parser("lifecycle").add_subparsers(dest="action", required=True)
-    lifecycle.add_parser("status", help="what the last lifecycle pass did, and when")
+    lifecycle.add_parser("status", help="what the last lifecycle pass did, and the totals")
 
     tls = areas.add_parser("tls").add_subparsers(dest="action", required=True)
     self_signed = tls.add_parser(
