@@ -5,7 +5,6 @@ from __future__ import annotations
 from cargohold.handlers import (
     acls,
     bucket_config,
-    bucket_lifecycle,
     bucket_logging,
     bucket_policy,
     bucket_versioning,
@@ -30,7 +29,6 @@ HANDLERS: dict[str, Handler] = {
     **bucket_versioning.HANDLERS,
     **bucket_config.HANDLERS,
     **bucket_logging.HANDLERS,
-    **bucket_lifecycle.HANDLERS,
     **acls.HANDLERS,
     **post_object.HANDLERS,
 }

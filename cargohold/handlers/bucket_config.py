@@ -1,9 +1,10 @@
-"""Bucket configurations stored as one document each: CORS rules and the website.
+"""Bucket configurations stored as one document each: CORS rules, the website, lifecycle.
 
 Each is put, got and deleted the same way; what differs (parsing and validation, the XML
-S3 renders, the error for a missing one) lives in its own module: :mod:`cargohold.cors` and
-:mod:`cargohold.website`. The dispatcher answers CORS preflights and the website endpoint
-(:mod:`cargohold.http.website`) serves the site from the stored text.
+S3 renders, the error for a missing one) lives in its own module: :mod:`cargohold.cors`,
+:mod:`cargohold.website` and :mod:`cargohold.lifecycle`. The dispatcher answers CORS
+preflights, the website endpoint (:mod:`cargohold.http.website`) serves the site from the
+stored text, and the lifecycle worker (:mod:`cargohold.lifecycle_worker`) applies the rules.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, Self
 
-from cargohold import cors, errors, website
+from cargohold import cors, errors, lifecycle, website
 from cargohold.handlers.context import Context, Handler, Reply
 from cargohold.handlers.intake import read_small_body
 from cargohold.store.base import Bucket, MetadataStore
@@ -38,8 +39,10 @@ def document_handlers(
     stored: Callable[[Bucket], str | None],
     store_it: Callable[[MetadataStore], Callable[[str, str | None], Awaitable[None]]],
     missing: type[errors.S3Error],
+    delete_name: str | None = None,
 ) -> dict[str, Handler]:
-    """``PutBucket<name>``, ``GetBucket<name>`` and ``DeleteBucket<name>`` for one kind."""
+    """``PutBucket<name>``, ``GetBucket<name>`` and ``DeleteBucket<name>`` (or
+    ``delete_name``: S3 calls lifecycle's ``DeleteBucketLifecycle``) for one kind."""
 
     async def put(ctx: Context) -> Reply:
         bucket = ctx.require_bucket()
@@ -61,7 +64,8 @@ def document_handlers(
         await store_it(ctx.services.store)(bucket.name, None)
         return Reply(status=204)
 
-    return {f"PutBucket{name}": put, f"GetBucket{name}": get, f"DeleteBucket{name}": delete}
+    return {f"PutBucket{name}": put, f"GetBucket{name}": get,
+            delete_name or f"DeleteBucket{name}": delete}
 
 
 HANDLERS: dict[str, Handler] = {
@@ -71,4 +75,9 @@ HANDLERS: dict[str, Handler] = {
     **document_handlers("Website", website.WebsiteConfig, website.MAX_DOCUMENT_SIZE,
                         lambda bucket: bucket.website, lambda store: store.set_bucket_website,
                         errors.NoSuchWebsiteConfiguration),
+    **document_handlers("LifecycleConfiguration", lifecycle.LifecycleConfig,
+                        lifecycle.MAX_DOCUMENT_SIZE, lambda bucket: bucket.lifecycle,
+                        lambda store: store.set_bucket_lifecycle,
+                        errors.NoSuchLifecycleConfiguration,
+                        delete_name="DeleteBucketLifecycle"),
 }
