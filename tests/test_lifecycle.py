@@ -436,6 +436,6 @@ def test_a_bucket_deleted_during_a_pass_does_not_stop_the_others(tmp_path: Path)
         done = await worker(store).run_once(now=time.time() + LATER)
         assert done["expired"] == 1
         assert await history(store, "b-kept") == []
-        assert await store.get_setting(lifecycle_worker.LAST_PASS_SETTING) is not None
+        assert await store.get_setting(lifecycle_worker.STATUS_SETTING) is not None
 
     with_store(tmp_path, body)
