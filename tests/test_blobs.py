@@ -16,7 +16,7 @@ import pytest
 
 from cargohold.checksums import new_hasher
 from cargohold.store.base import Account, Bucket, ObjectRecord, PartRef
-from cargohold.store.blobs import FLUSH_SIZE, BlobStore
+from cargohold.store.blobs import CACHE_KEEP, FLUSH_SIZE, BlobStore
 from cargohold.store.gc import BlobCollector
 from cargohold.store.sqlite import SqliteStore
 
@@ -105,6 +105,65 @@ def test_hashers_see_every_byte_in_order(blobs: BlobStore) -> None:
     asyncio.run(main())
     assert md5.hexdigest() == hashlib.md5(data, usedforsecurity=False).hexdigest()
     assert sha.digest() == hashlib.sha256(data).digest()
+
+
+def resident_pages(path: str) -> tuple[int, int]:
+    """(pages of the file in the page cache, pages of the file), from mincore(2)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = os.path.getsize(path)
+    pages = -(-size // mmap.PAGESIZE)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert address not in (None, ctypes.c_void_p(-1).value)
+        try:
+            vector = ctypes.create_string_buffer(pages)
+            assert libc.mincore(address, size, vector) == 0
+            return sum(b & 1 for b in vector.raw), pages
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise") or not os.path.exists("/proc/self"),
+                    reason="Linux page-cache hints")
+def test_a_large_blob_leaves_the_page_cache_and_a_small_one_stays(blobs: BlobStore) -> None:
+    large = os.urandom(3 * CACHE_KEEP + 12345)
+    small = os.urandom(CACHE_KEEP // 2)
+    md5 = hashlib.md5(usedforsecurity=False)
+
+    async def main() -> tuple[str, str]:
+        async with blobs.open_writer([md5]) as writer:
+            for pos in range(0, len(large), 300_001):
+                await writer.write(large[pos : pos + 300_001])
+            large_id = await writer.commit()
+        return large_id, await write_blob(blobs, small)
+
+    large_id, small_id = asyncio.run(main())
+    # Dropping pages loses nothing: the bytes and their digest are those written.
+    assert Path(blobs.path(large_id)).read_bytes() == large
+    assert md5.hexdigest() == hashlib.md5(large, usedforsecurity=False).hexdigest()
+    cached, pages = resident_pages(blobs.path(small_id))
+    assert cached == pages
+
+    # The large one was read back above, so its pages are cached again: look at a new one.
+    async def again() -> str:
+        async with blobs.open_writer() as writer:
+            for pos in range(0, len(large), 1 << 20):
+                await writer.write(large[pos : pos + (1 << 20)])
+            return await writer.commit()
+
+    cached, pages = resident_pages(blobs.path(asyncio.run(again())))
+    assert cached < pages // 10
 
 
 def test_abort_leaves_no_file_behind(blobs: BlobStore) -> None:
