@@ -167,6 +167,53 @@ def test_full_object_crc32_is_combined_from_the_parts(s3: Any, bucket: str) -> N
     assert done["ChecksumCRC32"] == whole
 
 
+def test_a_completion_stating_the_right_whole_object_checksum_completes(
+        s3: Any, bucket: str) -> None:
+    bodies = [os.urandom(5 * MIB), os.urandom(777)]
+    upload_id, parts = upload_parts(s3, bucket, "sw", bodies, ChecksumAlgorithm="CRC32",
+                                    ChecksumType="FULL_OBJECT")
+    whole = base64.b64encode(zlib.crc32(b"".join(bodies)).to_bytes(4, "big")).decode()
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="sw", UploadId=upload_id,
+                                        MultipartUpload={"Parts": parts},
+                                        ChecksumCRC32=whole, ChecksumType="FULL_OBJECT")
+    assert done["ChecksumCRC32"] == whole
+    # A composite checksum is accepted with its "-N" suffix and without it.
+    crcs = b"".join(zlib.crc32(b).to_bytes(4, "big") for b in bodies)
+    composite = base64.b64encode(zlib.crc32(crcs).to_bytes(4, "big")).decode()
+    for key, stated in (("sc1", f"{composite}-2"), ("sc2", composite)):
+        upload_id, parts = upload_parts(s3, bucket, key, bodies, ChecksumAlgorithm="CRC32")
+        done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                            MultipartUpload={"Parts": parts},
+                                            ChecksumCRC32=stated)
+        assert done["ChecksumCRC32"] == f"{composite}-2"
+
+
+@pytest.mark.parametrize(("stated", "code"), [
+    ({"ChecksumCRC32": "AAAAAA=="}, "BadDigest"),
+    ({"ChecksumType": "COMPOSITE"}, "BadDigest"),
+    ({"ChecksumSHA256": base64.b64encode(hashlib.sha256(b"x").digest()).decode()},
+     "InvalidRequest"),
+])
+def test_a_completion_stating_a_wrong_whole_object_checksum_is_refused_and_keeps_the_upload(
+        s3: Any, bucket: str, stated: dict[str, str], code: str) -> None:
+    bodies = [os.urandom(5 * MIB), os.urandom(777)]
+    upload_id, parts = upload_parts(s3, bucket, "bad-whole", bodies,
+                                    ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    with pytest.raises(ClientError) as caught:
+        s3.complete_multipart_upload(Bucket=bucket, Key="bad-whole", UploadId=upload_id,
+                                     MultipartUpload={"Parts": parts}, **stated)
+    assert error_code(caught) == code
+    assert status(caught) == 400
+    # Nothing happened: no object, and the upload completes once asked correctly.
+    with pytest.raises(ClientError) as missing:
+        s3.head_object(Bucket=bucket, Key="bad-whole")
+    assert status(missing) == 404
+    assert len(s3.list_parts(Bucket=bucket, Key="bad-whole", UploadId=upload_id)["Parts"]) == 2
+    s3.complete_multipart_upload(Bucket=bucket, Key="bad-whole", UploadId=upload_id,
+                                 MultipartUpload={"Parts": parts})
+    assert s3.head_object(Bucket=bucket, Key="bad-whole")["ContentLength"] == 5 * MIB + 777
+
+
 # ------------------------------------------------------------------ helpers (raw, store)
 
 

@@ -185,6 +185,34 @@ def _combined_checksum(upload: Upload, parts: list[UploadedPart]) -> dict[str, s
             "type": "COMPOSITE"}
 
 
+def _check_expected_checksums(ctx: Context, upload: Upload,
+                              combined: dict[str, str]) -> None:
+    """The completion's x-amz-checksum-* headers state the whole object's checksum (and
+    x-amz-checksum-type its kind): ``BadDigest`` unless they match what the parts make.
+
+    A composite value is accepted with or without its ``-N`` suffix (clients differ). A
+    checksum of another algorithm than the upload's cannot be checked without reading
+    the object again: ``InvalidRequest``.
+    """
+    stated_type = ctx.headers.get("x-amz-checksum-type")
+    if stated_type is not None and combined and stated_type.upper() != combined["type"]:
+        raise errors.BadDigest(f"The upload was created using the {combined['type']} "
+                               f"checksum type, not {stated_type}.")
+    for algorithm in checksums.ALGORITHMS:
+        stated = ctx.headers.get(checksums.header_name(algorithm))
+        if stated is None:
+            continue
+        actual = combined.get(algorithm)
+        if actual is None:
+            raise errors.InvalidRequest(
+                f"The upload was created using "
+                f"{upload.checksum_algorithm or 'no'} checksum algorithm; the completion "
+                f"cannot be checked against a {algorithm} checksum.")
+        if stated.strip() not in (actual, actual.partition("-")[0]):
+            raise errors.BadDigest(f"The {algorithm} you specified did not match the "
+                                   "calculated checksum.")
+
+
 async def _stored_parts(ctx: Context, upload: Upload) -> dict[int, UploadedPart]:
     """Every part of ``upload`` by number; ``NoSuchUpload`` if it ended while being read.
 
@@ -256,6 +284,7 @@ async def complete_multipart_upload(ctx: Context) -> Reply:
     md5s = b"".join(bytes.fromhex(p.etag) for p in chosen)
     etag = f"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(chosen)}"
     combined = _combined_checksum(upload, chosen)
+    _check_expected_checksums(ctx, upload, combined)
     record = ObjectRecord(
         bucket=upload.bucket, key=upload.key, blob_id="", size=size, etag=etag,
         last_modified=time.time(), content_type=upload.content_type,
