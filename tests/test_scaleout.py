@@ -216,10 +216,14 @@ def test_versions_written_through_different_gateways_keep_one_global_order(
 def test_a_gateway_killed_mid_way_loses_no_acknowledged_write(cluster: Cluster) -> None:
     bucket = new_bucket(cluster.client(0))
     acknowledged: dict[str, bytes] = {}
+    # Writes that failed after the key's last acknowledged one: the gateway may have died
+    # after committing and before answering, so each of them may be what the key holds.
+    unacknowledged: dict[str, set[bytes]] = {}
     lock = threading.Lock()
     stop = threading.Event()
 
     def writer(index: int) -> None:
+        # Each key is written by one thread only, so its writes are in order.
         client = cluster.client(index % GATEWAYS, connect_timeout=2, read_timeout=10)
         n = 0
         while not stop.is_set():
@@ -227,10 +231,12 @@ def test_a_gateway_killed_mid_way_loses_no_acknowledged_write(cluster: Cluster) 
             try:
                 client.put_object(Bucket=bucket, Key=key, Body=body)
             except (BotoCoreError, ClientError):
-                pass  # not acknowledged: the gateway died under it
+                with lock:  # not acknowledged: the gateway died under it
+                    unacknowledged.setdefault(key, set()).add(body)
             else:
                 with lock:
                     acknowledged[key] = body
+                    unacknowledged.pop(key, None)
             n += 1
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
@@ -245,7 +251,8 @@ def test_a_gateway_killed_mid_way_loses_no_acknowledged_write(cluster: Cluster) 
     assert len(acknowledged) > 50
     for client in (cluster.client(0), cluster.client(1)):
         for key, body in acknowledged.items():
-            assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+            stored = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            assert stored == body or stored in unacknowledged.get(key, set())
 
 
 def test_lifecycle_runs_once_for_the_cluster_and_moves_when_its_gateway_dies(
