@@ -67,6 +67,13 @@ def record(key: str, blob_id: str) -> ObjectRecord:
     return ObjectRecord("bkt", key, blob_id, 1, "e" * 32, time.time())
 
 
+def multipart_record(key: str, parts: list[str]) -> ObjectRecord:
+    """A completed multipart object of 8-byte parts stored in ``parts`` (blob ids)."""
+    return ObjectRecord("bkt", key, "", 8 * len(parts), "f" * 32 + f"-{len(parts)}",
+                        time.time(), parts=tuple(PartRef(n, b, 8, f"{n:032x}")
+                                                 for n, b in enumerate(parts, start=1)))
+
+
 # ----------------------------------------------------------------------- BlobStore
 
 
@@ -320,9 +327,7 @@ def test_the_sweeper_keeps_the_blobs_and_parts_of_noncurrent_versions(tmp_path: 
             parts = [await write_blob(blobs, b"part one"), await write_blob(blobs, b"part two")]
             current = await write_blob(blobs, b"current")
             v1 = await store.put_object(record("k", old))
-            big = ObjectRecord("bkt", "k", "", 16, "f" * 32 + "-2", time.time(), parts=tuple(
-                PartRef(n, b, 8, f"{n:032x}") for n, b in enumerate(parts, start=1)))
-            v2 = await store.put_object(big)
+            v2 = await store.put_object(multipart_record("k", parts))
             await store.put_object(record("k", current))
             await store.delete_object("bkt", "k")  # all three hidden behind a marker
             every = [old, *parts, current]
@@ -353,9 +358,7 @@ def test_the_sweeper_never_takes_a_version_being_promoted_for_an_orphan(
             single = await write_blob(blobs, b"single")
             parts = [await write_blob(blobs, b"part one"), await write_blob(blobs, b"part two")]
             await store.put_object(record("k", single))
-            await store.put_object(ObjectRecord(
-                "bkt", "big", "", 16, "f" * 32 + "-2", time.time(), parts=tuple(
-                    PartRef(n, b, 8, f"{n:032x}") for n, b in enumerate(parts, start=1))))
+            await store.put_object(multipart_record("big", parts))
             every = [single, *parts]
             for blob_id in every:
                 age(blobs.path(blob_id), 7200)

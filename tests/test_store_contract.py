@@ -85,19 +85,30 @@ def store(
 ) -> Iterator[MetadataStore]:
     """An open store holding two accounts and one bucket ``bkt`` owned by ``OWNER``."""
     s = STORE_FACTORIES[request.param](tmp_path)
-
-    async def setup() -> None:
-        await s.open()
-        now = time.time()
-        await s.create_account(Account(OWNER, "owner", "Owner", "owner@example.com", now))
-        await s.create_account(Account(OTHER, "other", "Other", "other@example.com", now))
-        await s.create_bucket(Bucket(BUCKET, OWNER, "nyc3", now), max_buckets=100)
-
-    runner.run(setup())
+    runner.run(_open_with_owner_and_bucket(s))
     try:
         yield s
     finally:
         runner.run(s.close())
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, runner: asyncio.Runner) -> Iterator[SqliteStore]:
+    """What ``store`` holds, in SQLite only: for tests of how the SQLite store works."""
+    s = SqliteStore(tmp_path / "m.db")
+    runner.run(_open_with_owner_and_bucket(s))
+    try:
+        yield s
+    finally:
+        runner.run(s.close())
+
+
+async def _open_with_owner_and_bucket(s: MetadataStore) -> None:
+    await s.open()
+    now = time.time()
+    await s.create_account(Account(OWNER, "owner", "Owner", "owner@example.com", now))
+    await s.create_account(Account(OTHER, "other", "Other", "other@example.com", now))
+    await s.create_bucket(Bucket(BUCKET, OWNER, "nyc3", now), max_buckets=100)
 
 
 def obj(key: str, blob_id: str = "", *, bucket: str = BUCKET, etag: str = "e" * 32,
@@ -1996,41 +2007,35 @@ async def test_sqlite_resuming_a_version_listing_inside_a_key_does_not_scan_late
 
 @aio
 async def test_sqlite_unversioned_writes_run_no_more_statements_than_before_versioning(
-        tmp_path: Path) -> None:
+        sqlite_store: SqliteStore) -> None:
     # The hot path of a bucket that never had versioning: what each write ran before
     # versioning existed (schema 8), counted without the group commit's own statements.
-    store = SqliteStore(tmp_path / "m.db")
-    await store.open()
+    store = sqlite_store
+    writer = store._write_conn
+    assert writer is not None
+    ran: list[str] = []
+    tiny = dataclasses.replace(obj("tiny", size=1), inline=b"x")
+    budget: list[tuple[str, Callable[[], Coroutine[Any, Any, Any]], int]] = [
+        ("put", lambda: store.put_object(obj("k", blob(1))), 4),
+        ("overwrite", lambda: store.put_object(obj("k", blob(2))), 6),
+        ("inline put", lambda: store.put_object(tiny), 4),
+        ("inline overwrite", lambda: store.put_object(tiny), 4),
+        ("delete", lambda: store.delete_object(BUCKET, "k"), 5),
+        ("put x", lambda: store.put_object(obj("x", blob(3))), 4),
+        ("put y", lambda: store.put_object(obj("y", blob(4))), 4),
+        ("delete both", lambda: store.delete_objects(BUCKET, [("x", None), ("y", None)]), 9),
+    ]
+    counts = {}
+    writer.set_trace_callback(ran.append)
     try:
-        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
-        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
-        writer = store._write_conn
-        assert writer is not None
-        ran: list[str] = []
-        tiny = dataclasses.replace(obj("tiny", size=1), inline=b"x")
-        budget: list[tuple[str, Callable[[], Coroutine[Any, Any, Any]], int]] = [
-            ("put", lambda: store.put_object(obj("k", blob(1))), 4),
-            ("overwrite", lambda: store.put_object(obj("k", blob(2))), 6),
-            ("inline put", lambda: store.put_object(tiny), 4),
-            ("inline overwrite", lambda: store.put_object(tiny), 4),
-            ("delete", lambda: store.delete_object(BUCKET, "k"), 5),
-            ("put x", lambda: store.put_object(obj("x", blob(3))), 4),
-            ("put y", lambda: store.put_object(obj("y", blob(4))), 4),
-            ("delete both", lambda: store.delete_objects(BUCKET, [("x", None), ("y", None)]), 9),
-        ]
-        counts = {}
-        writer.set_trace_callback(ran.append)
-        try:
-            for name, op, _ in budget:
-                ran.clear()
-                await op()
-                counts[name] = len([s for s in ran if s not in (
-                    "BEGIN IMMEDIATE", "SAVEPOINT op", "RELEASE op", "COMMIT")])
-        finally:
-            writer.set_trace_callback(None)
-        assert all(counts[name] <= most for name, _, most in budget), counts
+        for name, op, _ in budget:
+            ran.clear()
+            await op()
+            counts[name] = len([s for s in ran if s not in (
+                "BEGIN IMMEDIATE", "SAVEPOINT op", "RELEASE op", "COMMIT")])
     finally:
-        await store.close()
+        writer.set_trace_callback(None)
+    assert all(counts[name] <= most for name, _, most in budget), counts
 
 
 def test_sqlite_successor_carries_past_0xff_bytes() -> None:
@@ -2176,59 +2181,53 @@ async def test_sqlite_two_stores_racing_on_one_versioned_key_keep_one_ordered_hi
 
 @aio
 async def test_sqlite_a_version_moving_between_current_and_noncurrent_is_always_found(
-        tmp_path: Path) -> None:
+        sqlite_store: SqliteStore) -> None:
     # Reads that look in several tables must not miss a version that writes move between
     # them (a put or a marker archives the current one, deleting the newer one or the
     # marker promotes it back): each reads all its tables in one snapshot. Missed, a
     # version reads as absent, a bucket as empty, a live blob as an orphan to sweep.
-    store = SqliteStore(tmp_path / "m.db")
-    await store.open()
-    try:
-        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
-        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
-        await store.set_bucket_versioning(BUCKET, "Enabled")
-        v1 = await store.put_object(obj("k", blob(1)))
-        await store.put_object(multipart("big", blob(2), blob(3)))
-        live = {blob(1), blob(2), blob(3)}
-        # A bucket whose one version is forever being hidden and brought back.
-        await store.create_bucket(Bucket("solo", OWNER, "nyc3", 1.0), 100)
-        await store.set_bucket_versioning("solo", "Enabled")
-        await store.put_object(obj("k", bucket="solo"))
-        done = False
-        misses = wrong_empty = lost_blobs = reads = sweeps = 0
+    store = sqlite_store
+    await store.set_bucket_versioning(BUCKET, "Enabled")
+    v1 = await store.put_object(obj("k", blob(1)))
+    await store.put_object(multipart("big", blob(2), blob(3)))
+    live = {blob(1), blob(2), blob(3)}
+    # A bucket whose one version is forever being hidden and brought back.
+    await store.create_bucket(Bucket("solo", OWNER, "nyc3", 1.0), 100)
+    await store.set_bucket_versioning("solo", "Enabled")
+    await store.put_object(obj("k", bucket="solo"))
+    done = False
+    misses = wrong_empty = lost_blobs = reads = sweeps = 0
 
-        async def churn() -> None:
-            nonlocal done
-            try:
-                for _ in range(100):
-                    v2 = await store.put_object(obj("k"))
-                    await store.delete_object(BUCKET, "k", v2)  # v1 current again
-                    for bucket, key in ((BUCKET, "k"), (BUCKET, "big"), ("solo", "k")):
-                        marker = (await store.delete_object(bucket, key)).version_id
-                        await store.delete_object(bucket, key, marker)
-            finally:
-                done = True
+    async def churn() -> None:
+        nonlocal done
+        try:
+            for _ in range(100):
+                v2 = await store.put_object(obj("k"))
+                await store.delete_object(BUCKET, "k", v2)  # v1 current again
+                for bucket, key in ((BUCKET, "k"), (BUCKET, "big"), ("solo", "k")):
+                    marker = (await store.delete_object(bucket, key)).version_id
+                    await store.delete_object(bucket, key, marker)
+        finally:
+            done = True
 
-        async def read_inline() -> None:  # on the loop thread, while the writer writes
-            nonlocal misses, wrong_empty, reads
-            while not done:
-                for _ in range(20):
-                    reads += 1
-                    misses += await store.get_version(BUCKET, "k", v1) is None
-                    wrong_empty += await store.bucket_is_empty("solo")
-                await asyncio.sleep(0)
+    async def read_inline() -> None:  # on the loop thread, while the writer writes
+        nonlocal misses, wrong_empty, reads
+        while not done:
+            for _ in range(20):
+                reads += 1
+                misses += await store.get_version(BUCKET, "k", v1) is None
+                wrong_empty += await store.bucket_is_empty("solo")
+            await asyncio.sleep(0)
 
-        async def read_pooled() -> None:  # on a read thread
-            nonlocal lost_blobs, sweeps
-            while not done:
-                sweeps += 1
-                lost_blobs += await store.referenced_blobs(sorted(live)) != live
+    async def read_pooled() -> None:  # on a read thread
+        nonlocal lost_blobs, sweeps
+        while not done:
+            sweeps += 1
+            lost_blobs += await store.referenced_blobs(sorted(live)) != live
 
-        await asyncio.gather(churn(), read_inline(), read_pooled())
-        assert reads > 500 and sweeps > 50
-        assert (misses, wrong_empty, lost_blobs) == (0, 0, 0)
-    finally:
-        await store.close()
+    await asyncio.gather(churn(), read_inline(), read_pooled())
+    assert reads > 500 and sweeps > 50
+    assert (misses, wrong_empty, lost_blobs) == (0, 0, 0)
 
 
 @aio

@@ -430,10 +430,11 @@ class BlobWriter:
         covers the previous call's range again (dirty then, written back by now) and the
         new bytes up to ``end``; after the fsync one call drops everything.
         """
-        if not _FADVISE or self._fd is None or (end and end <= self._drop_to):
+        assert self._fd is not None
+        if not _FADVISE:
             return
         start = 0 if end == 0 else self._drop_from
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # only a hint: a file system may refuse it
             os.posix_fadvise(self._fd, start, end - start if end else 0,
                              os.POSIX_FADV_DONTNEED)
         self._drop_from, self._drop_to = self._drop_to, end
