@@ -214,6 +214,18 @@ def test_a_completion_stating_a_wrong_whole_object_checksum_is_refused_and_keeps
     assert s3.head_object(Bucket=bucket, Key="bad-whole")["ContentLength"] == 5 * MIB + 777
 
 
+def test_a_completion_stating_a_checksum_the_upload_never_computed_is_invalid(
+        s3: Any, bucket: str) -> None:
+    bodies = [os.urandom(5 * MIB), b"tail"]
+    upload_id, parts = upload_parts(s3, bucket, "no-sum", bodies)
+    whole = base64.b64encode(zlib.crc32(b"".join(bodies)).to_bytes(4, "big")).decode()
+    with pytest.raises(ClientError) as caught:
+        s3.complete_multipart_upload(Bucket=bucket, Key="no-sum", UploadId=upload_id,
+                                     MultipartUpload={"Parts": parts}, ChecksumCRC32=whole)
+    assert error_code(caught) == "InvalidRequest"
+    assert len(s3.list_parts(Bucket=bucket, Key="no-sum", UploadId=upload_id)["Parts"]) == 2
+
+
 # ------------------------------------------------------------------ helpers (raw, store)
 
 
