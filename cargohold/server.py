@@ -37,6 +37,7 @@ from cargohold.background import LeaseHolder
 from cargohold.config import Settings
 from cargohold.handlers.context import Services
 from cargohold.http.dispatch import Dispatcher
+from cargohold.http.protocol import S3Server
 from cargohold.lifecycle_worker import LifecycleWorker
 from cargohold.logdelivery import LogDeliverer, RecordBuffer
 from cargohold.store.base import AccessKey, Account, MetadataStore
@@ -198,8 +199,9 @@ async def run_worker(settings: Settings, index: int,
     services = Services(settings=settings, store=store, blobs=blobs)
     # Every worker buffers its access-log records and writes them to the store's queue.
     access_log = RecordBuffer(store)
-    server = web.Server(Dispatcher(services, access_log), max_line_size=MAX_LINE_SIZE,
-                        max_field_size=MAX_FIELD_SIZE, access_log=None)
+    server = S3Server(Dispatcher(services, access_log), answer_inline=store.point_reads_inline,
+                      max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE,
+                      access_log=None)
     runner = web.ServerRunner(server, handle_signals=False,
                               shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from email.utils import formatdate, parsedate_to_datetime
@@ -33,6 +34,8 @@ MAX_DELETE_KEYS = 1000
 # Content headers stored with the object and returned on GET/HEAD.
 STORED_HEADERS = ("content-encoding", "content-disposition", "content-language",
                   "cache-control", "expires", "x-amz-website-redirect-location")
+# Characters a header value cannot carry (a tab can).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # response-* query parameters that override headers on GET (S3's list).
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -337,6 +340,10 @@ async def get_or_head_object(ctx: Context) -> Reply:
     for param, header in RESPONSE_OVERRIDES.items():
         override = ctx.query.get(param)
         if override is not None:
+            if _CONTROL.search(override):
+                # A line break would end the header and start another: header injection.
+                raise errors.InvalidArgument(f"{param} must not contain control characters.",
+                                             ArgumentName=param)
             headers[header] = override
     if opened is not None:
         headers.update(opened.encryption.response_headers())

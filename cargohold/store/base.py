@@ -277,6 +277,11 @@ class LogRecord:
 class MetadataStore(Protocol):
     """Transactional metadata: accounts, keys, buckets, objects, the blob deletion queue."""
 
+    # True when point reads (keys, buckets, objects) never wait on the event loop: the
+    # HTTP layer then answers bodiless requests outside a task (cargohold/http/protocol.py).
+    # A store whose reads await I/O, or use asyncio timeouts (they need a task), is False.
+    point_reads_inline: bool = False
+
     async def open(self) -> None:
         """Create or migrate the schema and get ready to serve."""
 
