@@ -2281,3 +2281,52 @@ async def test_upgrading_to_versioning_keeps_old_objects_as_null_versions_that_c
         assert sorted(await new.pending_blob_deletions()) == [blob(4), blob(5), blob(6)]
     finally:
         await new.close()
+
+
+@aio
+async def test_sqlite_cached_reads_see_every_commit_of_another_connection_at_once(
+        sqlite_store: SqliteStore, tmp_path: Path) -> None:
+    # Bucket and object reads are served from memory while the database is unchanged;
+    # another process (a second worker, the admin CLI) is another connection on the file.
+    store = sqlite_store
+    other = SqliteStore(tmp_path / "m.db")
+    await other.open()
+    try:
+        await other.put_object(obj("k", etag="1" * 32))
+        first = await store.get_object(BUCKET, "k")
+        assert first is not None and first.etag == "1" * 32
+        assert await store.get_object(BUCKET, "k") is first  # unchanged: from memory
+        assert await store.get_object(BUCKET, "absent") is None
+
+        await other.put_object(obj("k", etag="2" * 32))
+        await other.put_object(obj("absent"))
+        second = await store.get_object(BUCKET, "k")
+        assert second is not None and second.etag == "2" * 32
+        assert await store.get_object(BUCKET, "absent") is not None
+
+        await other.delete_object(BUCKET, "k")
+        assert await store.get_object(BUCKET, "k") is None
+
+        await other.create_bucket(Bucket("second", OWNER, "nyc3", 1.0), 100)
+        bucket = await store.get_bucket("second")
+        assert bucket is not None and bucket.owner_id == OWNER
+        await other.delete_bucket("second")
+        await other.create_bucket(Bucket("second", OTHER, "nyc3", 2.0), 100)
+        # Re-created by another account: ownership decides access, so no stale owner.
+        bucket = await store.get_bucket("second")
+        assert bucket is not None and bucket.owner_id == OTHER
+    finally:
+        await other.close()
+
+
+@aio
+async def test_sqlite_cached_reads_see_the_stores_own_writes(
+        sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
+    await store.put_object(obj("k", etag="1" * 32))
+    assert (await store.get_object(BUCKET, "k")).etag == "1" * 32  # type: ignore[union-attr]
+    await store.put_object(obj("k", etag="2" * 32))
+    assert (await store.get_object(BUCKET, "k")).etag == "2" * 32  # type: ignore[union-attr]
+    await store.set_bucket_versioning(BUCKET, "Enabled")
+    bucket = await store.get_bucket(BUCKET)
+    assert bucket is not None and bucket.versioning == "Enabled"
