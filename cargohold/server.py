@@ -199,7 +199,9 @@ async def run_worker(settings: Settings, index: int,
     services = Services(settings=settings, store=store, blobs=blobs)
     # Every worker buffers its access-log records and writes them to the store's queue.
     access_log = RecordBuffer(store)
-    server = S3Server(Dispatcher(services, access_log), answer_inline=store.point_reads_inline,
+    dispatcher = Dispatcher(services, access_log)
+    server = S3Server(dispatcher,
+                      answer_inline=dispatcher.is_point_read if store.point_reads_inline else None,
                       max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE,
                       access_log=None)
     runner = web.ServerRunner(server, handle_signals=False,

@@ -176,7 +176,7 @@ def test_a_response_override_with_a_line_break_is_invalid_argument(server: Any, 
 
 
 async def _serve(handler: Any) -> tuple[S3Server, web.ServerRunner, int]:
-    server = S3Server(handler, access_log=None)
+    server = S3Server(handler, answer_inline=lambda message: True, access_log=None)
     runner = web.ServerRunner(server)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

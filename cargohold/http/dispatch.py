@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.http import HttpVersion11
+from aiohttp.http import HttpVersion11, RawRequestMessage
 from multidict import CIMultiDict
 
 from cargohold import access, accesslog, cors, errors, operations, xmlutil
@@ -61,6 +61,18 @@ class Dispatcher:
         self.addressing = Addressing(settings.region, settings.domain)
         # This worker's access-log records, written to the store by server.py's flusher.
         self.access_log = access_log if access_log is not None else RecordBuffer(services.store)
+
+    def is_point_read(self, message: RawRequestMessage) -> bool:
+        """Whether the request reads one object (GET or HEAD of a key): quick, and with
+        the SQLite store it never waits, so the connection may answer it inline."""
+        if message.method not in ("GET", "HEAD"):
+            return False
+        try:
+            address = self.addressing.resolve(message.headers.get("Host", ""),
+                                              message.path.partition("?")[0])
+        except UnicodeDecodeError:
+            return False
+        return address.key is not None and not address.website
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request; record it when its bucket keeps an access log."""

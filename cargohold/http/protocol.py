@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from email.utils import formatdate
 from typing import Any
 
@@ -71,12 +71,17 @@ INLINE_CAPABLE: bool = _serialize_headers is not None and all(
 class S3Server(web.Server):
     """``aiohttp.web.Server`` whose connections use :class:`InlineRequestHandler`.
 
-    ``answer_inline`` False keeps every request in aiohttp's tasks (responses are still
-    written in one call): for a handler that may need a current task, as asyncio timeouts
-    do (the PostgreSQL store's reads).
+    ``answer_inline`` picks the bodiless requests worth answering inline: quick ones that
+    rarely wait (a point read). A request that waits anyway is still answered correctly,
+    but costs a task and a hand-over, so a listing, which always waits for a read thread,
+    is better left to aiohttp (measured: a 1000-key page took ~20% more CPU inline). None
+    keeps every request in aiohttp's tasks (responses are still written in one call): for
+    a handler that may need a current task, as asyncio timeouts do (the PostgreSQL store).
     """
 
-    def __init__(self, *args: Any, answer_inline: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any,
+                 answer_inline: Callable[[RawRequestMessage], bool] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.answer_inline = answer_inline
         self.inline_requests = 0  # requests answered inline (for tests and debugging)
@@ -114,7 +119,7 @@ class InlineRequestHandler(RequestHandler):
             return
         waiter = self._waiter
         if (waiter is None or waiter.done() or (self._messages and not self._parsing_only)
-                or not self._server.answer_inline):
+                or self._server.answer_inline is None):
             # aiohttp's task is busy with a request (or about to be): its queue, its turn.
             super().data_received(data)
             return
@@ -133,12 +138,14 @@ class InlineRequestHandler(RequestHandler):
         aiohttp's task."""
         messages = self._messages
         resume_size = getattr(self, "_msg_queue_resume_size", 0)
+        wanted = self._server.answer_inline
+        assert wanted is not None
         while True:
             while (messages and self._inline_task is None and not self._force_close
                    and not self._close and self.transport is not None):
                 message, payload = messages[0]
                 if (payload is not EMPTY_PAYLOAD or not isinstance(message, RawRequestMessage)
-                        or message.upgrade):
+                        or message.upgrade or not wanted(message)):
                     break
                 messages.popleft()
                 consumed = getattr(self._parser, "message_consumed", None)
