@@ -44,8 +44,9 @@ class Services:
     settings: Settings
     store: MetadataStore
     blobs: BlobStore
-    # Buckets are not cached: a bucket deleted and re-created by another account would
-    # keep its old owner in a stale entry, and ownership decides access.
+    # Buckets are not cached here with a TTL: a bucket deleted and re-created by another
+    # account would keep its old owner in a stale entry, and ownership decides access.
+    # (The SQLite store caches its reads exactly, until any commit: store/sqlite.py.)
     keys: TtlCache[AccessKey] = field(init=False)
 
     def __post_init__(self) -> None:
