@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import threading
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from cargohold.checksums import new_hasher
+from cargohold.store import blobs as blob_module
 from cargohold.store.base import Account, Bucket, ObjectRecord, PartRef
 from cargohold.store.blobs import CACHE_KEEP, FLUSH_SIZE, BlobStore
 from cargohold.store.gc import BlobCollector
@@ -210,6 +212,27 @@ def test_an_exception_inside_the_writer_block_aborts(blobs: BlobStore) -> None:
     with pytest.raises(RuntimeError):
         asyncio.run(main())
     assert tmp_files(blobs) == []
+
+
+def test_a_failed_write_fails_the_upload_and_leaves_no_file(blobs: BlobStore,
+                                                            monkeypatch: Any) -> None:
+    # The write runs on another thread while this one hashes: its error must still
+    # surface, and the temp file go, as when both ran on one thread.
+    def full_disk(fd: int, chunks: list[bytes]) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(blob_module, "_write_all", full_disk)
+
+    async def main() -> None:
+        async with blobs.open_writer([hashlib.md5(usedforsecurity=False)]) as writer:
+            await writer.write(os.urandom(FLUSH_SIZE + 1))
+            await writer.commit()
+
+    with pytest.raises(OSError) as exc:
+        asyncio.run(main())
+    assert exc.value.errno == errno.ENOSPC
+    assert tmp_files(blobs) == []
+    assert list(blobs.iter_blob_ids(time.time() + 60)) == []
 
 
 def test_a_zero_byte_blob_commits_to_the_empty_id_without_a_file(blobs: BlobStore) -> None:

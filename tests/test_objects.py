@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.rawhttp import send, sign_v4
 from tests.test_buckets import error_code, status
 
 UNUSUAL_KEYS = [
@@ -230,6 +231,18 @@ def test_response_overrides_replace_headers_on_get(s3: Any, bucket: str) -> None
     assert got["ContentType"] == "application/json"
     assert got["ContentDisposition"] == "inline"
     assert got["CacheControl"] == "no-cache"
+
+
+def test_a_response_override_with_a_line_break_is_invalid_argument(server: Any, s3: Any,
+                                                                   bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"data")
+    url = (f"{server.endpoint}/{bucket}/k"
+           "?response-content-disposition=attachment%0D%0ASet-Cookie%3A%20a%3Db")
+    resp = send("GET", url, sign_v4("GET", url))
+    assert resp.status == 400
+    assert b"<Code>InvalidArgument</Code>" in resp.body
+    assert "set-cookie" not in resp.headers
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"data"
 
 
 def test_conditional_get_follows_s3_precedence(s3: Any, bucket: str) -> None:

@@ -36,12 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine, Generator
-from email.utils import formatdate
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11, RawRequestMessage
 from aiohttp.http_writer import StreamWriter
 from aiohttp.streams import EMPTY_PAYLOAD
@@ -89,10 +88,7 @@ class S3Server(web.Server):
     def __call__(self) -> RequestHandler:
         if not INLINE_CAPABLE:
             return super().__call__()
-        try:
-            return InlineRequestHandler(self, loop=self._loop, **self._kwargs)
-        except TypeError:  # pragma: no cover - mirrors web.Server.__call__
-            return super().__call__()
+        return InlineRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 class InlineRequestHandler(RequestHandler):
@@ -295,7 +291,7 @@ def _write_plain(request: web.BaseRequest, resp: web.Response,
         if length != "0":
             headers.setdefault(hdrs.CONTENT_TYPE, "application/octet-stream")
     if hdrs.DATE not in headers:
-        headers[hdrs.DATE] = _http_date()
+        headers[hdrs.DATE] = rfc822_formatted_time()  # what prepare uses
     headers.setdefault(hdrs.SERVER, SERVER_SOFTWARE)
     resp._keep_alive = True  # what prepare records; _answer reads it
     if transport is None or transport.is_closing():
@@ -305,18 +301,6 @@ def _write_plain(request: web.BaseRequest, resp: web.Response,
     transport.write(head + body if body else head)  # type: ignore[attr-defined]
     resp._eof_sent = True  # a later write_eof() is a no-op
     return True
-
-
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    """The ``Date`` header value, formatted once a second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
-    return _date_cache[1]
 
 
 async def _resume(coroutine: Coroutine[Any, Any, None], pending: Any) -> None:
