@@ -26,6 +26,7 @@ import string
 import sys
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +38,8 @@ from cargohold.background import LeaseHolder
 from cargohold.config import Settings
 from cargohold.handlers.context import Services
 from cargohold.http.dispatch import Dispatcher
+from cargohold.http.plainread import AVAILABLE as PLAIN_READS
+from cargohold.http.plainread import PlainReads
 from cargohold.http.protocol import S3Server
 from cargohold.lifecycle_worker import LifecycleWorker
 from cargohold.logdelivery import LogDeliverer, RecordBuffer
@@ -185,9 +188,41 @@ def _listen_socket(settings: Settings) -> socket.socket:
     return sock
 
 
-async def run_worker(settings: Settings, index: int,
-                     ssl_context: ssl.SSLContext | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then drain in-flight requests and close the store.
+@dataclass
+class Worker:
+    """One worker's running parts, from :func:`start_worker`."""
+
+    runner: web.ServerRunner
+    store: MetadataStore
+    access_log: RecordBuffer
+    background: list[asyncio.Task[None]]
+    # Answers plain reads without aiohttp's request objects (None: every request takes
+    # the general path, as with the PostgreSQL store).
+    plain_reads: PlainReads | None
+
+    async def stop(self) -> None:
+        """Finish in-flight requests, stop the background work, close the store."""
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            await self.runner.cleanup()
+        finally:
+            try:
+                # After the last requests finished, before the store closes: records
+                # still in memory reach the queue (a kill -9 loses them; see
+                # cargohold/logdelivery.py), even if the HTTP shutdown failed.
+                await self.access_log.close()
+            finally:
+                await self.store.close()
+
+
+async def start_worker(settings: Settings, index: int,
+                       ssl_context: ssl.SSLContext | None = None) -> Worker:
+    """Open the store and start serving on the settings' port (shared with the other
+    workers); worker 0 also competes for the cluster's background work.
 
     ``ssl_context`` serves HTTPS; without it the settings' certificate (if any) is loaded.
     """
@@ -200,8 +235,11 @@ async def run_worker(settings: Settings, index: int,
     # Every worker buffers its access-log records and writes them to the store's queue.
     access_log = RecordBuffer(store)
     dispatcher = Dispatcher(services, access_log)
+    inline = store.point_reads_inline
+    plain_reads = PlainReads(services, dispatcher.addressing) if inline and PLAIN_READS else None
     server = S3Server(dispatcher,
-                      answer_inline=dispatcher.is_point_read if store.point_reads_inline else None,
+                      answer_inline=dispatcher.is_point_read if inline else None,
+                      answer_now=plain_reads.answer if plain_reads is not None else None,
                       max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE,
                       access_log=None)
     runner = web.ServerRunner(server, handle_signals=False,
@@ -216,30 +254,23 @@ async def run_worker(settings: Settings, index: int,
                              settings.lease_seconds)
         background.append(asyncio.create_task(leader.run_forever()))
     access_log.start()
+    log.info("worker %d serving on %s://%s:%d", index, _scheme(ssl_context), settings.host,
+             settings.port)
+    return Worker(runner, store, access_log, background, plain_reads)
+
+
+async def run_worker(settings: Settings, index: int,
+                     ssl_context: ssl.SSLContext | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then drain in-flight requests and close the store."""
+    worker = await start_worker(settings, index, ssl_context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker %d serving on %s://%s:%d", index, _scheme(ssl_context), settings.host,
-             settings.port)
     try:
         await stop.wait()
     finally:
-        for task in background:
-            task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        try:
-            await runner.cleanup()
-        finally:
-            try:
-                # After the last requests finished, before the store closes: records
-                # still in memory reach the queue (a kill -9 loses them; see
-                # cargohold/logdelivery.py), even if the HTTP shutdown failed.
-                await access_log.close()
-            finally:
-                await store.close()
+        await worker.stop()
 
 
 def background_work(settings: Settings, store: MetadataStore,

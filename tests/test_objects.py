@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import os
 import time
@@ -70,6 +71,22 @@ def test_put_returns_md5_etag_and_get_returns_headers_and_metadata(s3: Any,
     assert head["ContentLength"] == len(body)
     assert head["ETag"] == put["ETag"]
     assert abs(head["LastModified"].timestamp() - time.time()) < 60
+
+
+def test_a_gzip_encoded_upload_is_stored_and_served_as_sent(s3: Any, bucket: str) -> None:
+    # Precompressed web assets: Content-Encoding describes the object, the server must not
+    # decompress the upload (nor the download).
+    for key, plain in (("small.js.gz", b"console.log(1);" * 10),
+                       ("large.bin.gz", os.urandom(600_000) * 2)):
+        compressed = gzip.compress(plain)
+        put = s3.put_object(Bucket=bucket, Key=key, Body=compressed, ContentEncoding="gzip",
+                            ContentType="application/javascript")
+        assert put["ETag"] == f'"{hashlib.md5(compressed).hexdigest()}"'
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
+        response = send("GET", url)
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.body == compressed
+        assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(compressed)
 
 
 def test_overwrite_replaces_the_object(s3: Any, bucket: str) -> None:
