@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from multidict import CIMultiDictProxy
 
@@ -15,8 +16,7 @@ KeyLookup = Callable[[str], Awaitable[AccessKey | None]]
 """Find an access key by id (``None`` if unknown)."""
 
 
-@dataclass(frozen=True)
-class SignedRequest:
+class SignedRequest(NamedTuple):
     """The parts of an HTTP request a signature covers, exactly as they came off the wire."""
 
     method: str
@@ -42,6 +42,7 @@ class Principal:
 
 
 ANONYMOUS = Principal(account_id=None, access_key=None)
+_PRINCIPALS: dict[tuple[str, str], Principal] = {}
 
 
 async def principal_for(lookup: KeyLookup, access_key: str) -> tuple[Principal, str]:
@@ -50,8 +51,17 @@ async def principal_for(lookup: KeyLookup, access_key: str) -> tuple[Principal, 
     key = await lookup(access_key)
     if key is None:
         raise errors.InvalidAccessKeyId(AWSAccessKeyId=access_key)
-    return Principal(account_id=key.account_id, access_key=key.access_key,
-                     grants=key.grants), key.secret_key
+    if key.grants is not None:
+        return Principal(account_id=key.account_id, access_key=key.access_key,
+                         grants=key.grants), key.secret_key
+    # A full-access key's principal is the same every time: made once.
+    principal = _PRINCIPALS.get((key.account_id, key.access_key))
+    if principal is None:
+        if len(_PRINCIPALS) >= 10_000:
+            _PRINCIPALS.clear()
+        principal = _PRINCIPALS[(key.account_id, key.access_key)] = Principal(
+            account_id=key.account_id, access_key=key.access_key)
+    return principal, key.secret_key
 
 
 class PayloadMode(enum.Enum):
