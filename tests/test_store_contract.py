@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import functools
+import os
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -1918,6 +1920,31 @@ async def test_sqlite_two_stores_on_one_file_write_concurrently(tmp_path: Path) 
     finally:
         await first.close()
         await second.close()
+
+
+@aio
+async def test_sqlite_writes_queued_while_another_worker_commits_share_one_commit(
+        tmp_path: Path) -> None:
+    # Workers take turns through a lock file; a writer that waited gathers its batch once
+    # it has the lock, so everything queued meanwhile commits together.
+    store = SqliteStore(tmp_path / "m.db")
+    await store.open()
+    try:
+        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
+        other_worker = os.open(tmp_path / "m.db-writer.lock", os.O_RDWR)
+        fcntl.flock(other_worker, fcntl.LOCK_EX)
+        before = store.commit_count
+        writes = asyncio.gather(*(store.put_object(obj(f"k{i:02d}")) for i in range(50)))
+        await asyncio.sleep(0.2)
+        assert store.commit_count == before  # waiting for its turn
+        fcntl.flock(other_worker, fcntl.LOCK_UN)
+        os.close(other_worker)
+        await writes
+        assert store.commit_count == before + 1
+        assert len((await store.list_objects(BUCKET)).entries) == 50
+    finally:
+        await store.close()
 
 
 class _VmSteps:
