@@ -57,6 +57,9 @@ except ImportError:  # pragma: no cover - an aiohttp without it serves the stock
 _HOLD_LIMIT = 256 * 1024
 # What one read from a socket may return: asyncio's own read size.
 _RECEIVE_SIZE = 256 * 1024
+# A request body's buffer: reading pauses past twice this. aiohttp's 64 KiB paused and
+# resumed the socket (two epoll_ctl calls) after every 256 KiB read of an upload.
+_BODY_BUFFER = 512 * 1024
 
 _REQUIRED_ATTRIBUTES = (
     "_handle_request", "finish_response", "_process_keepalive", "_messages", "_waiter",
@@ -87,6 +90,7 @@ class S3Server(web.Server):
         # S3 stores bodies as sent: Content-Encoding (gzip for precompressed web assets) is
         # the object's metadata, never an instruction to decompress the upload.
         kwargs.setdefault("auto_decompress", False)
+        kwargs.setdefault("read_bufsize", _BODY_BUFFER)
         super().__init__(*args, **kwargs)
         self.answer_inline = answer_inline
         # Of the requests answer_inline picks: the complete response, serialised, to those
