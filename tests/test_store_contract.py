@@ -29,6 +29,7 @@ from cargohold.store.base import (
     DeleteResult,
     ListEntry,
     ListPage,
+    LogRecord,
     MetadataStore,
     ObjectRecord,
     PartRef,
@@ -2059,7 +2060,8 @@ async def test_sqlite_unversioned_writes_run_no_more_statements_than_before_vers
             ran.clear()
             await op()
             counts[name] = len([s for s in ran if s not in (
-                "BEGIN IMMEDIATE", "SAVEPOINT op", "RELEASE op", "COMMIT")])
+                "BEGIN IMMEDIATE", "SAVEPOINT op", "RELEASE op", "COMMIT",
+                "UPDATE cache_generation SET n = n + 1")])
     finally:
         writer.set_trace_callback(None)
     assert all(counts[name] <= most for name, _, most in budget), counts
@@ -2342,6 +2344,31 @@ async def test_sqlite_cached_reads_see_every_commit_of_another_connection_at_onc
         # Re-created by another account: ownership decides access, so no stale owner.
         bucket = await store.get_bucket("second")
         assert bucket is not None and bucket.owner_id == OTHER
+    finally:
+        await other.close()
+
+
+@aio
+async def test_sqlite_lease_renewals_and_queued_log_records_keep_the_read_cache(
+        sqlite_store: SqliteStore, tmp_path: Path) -> None:
+    # Worker 0 renews its lease every few seconds: that must not empty every worker's
+    # cache. Writes a cached read can see still do.
+    store = sqlite_store
+    other = SqliteStore(tmp_path / "m.db")
+    await other.open()
+    try:
+        await other.put_object(obj("k", etag="1" * 32))
+        cached = await store.get_object(BUCKET, "k")
+        await other.acquire_lease("background", "worker-0", 30)
+        await other.append_log_records(
+            [LogRecord(target_bucket=BUCKET, target_prefix="", line="x", created=1.0)])
+        await other.release_lease("background", "worker-0")
+        await asyncio.sleep(0)  # the next turn of the loop checks again
+        assert await store.get_object(BUCKET, "k") is cached
+        await other.set_object_tags(BUCKET, "k", {"a": "1"})
+        await asyncio.sleep(0)
+        tagged = await store.get_object(BUCKET, "k")
+        assert tagged is not cached and tagged is not None and tagged.tags == {"a": "1"}
     finally:
         await other.close()
 

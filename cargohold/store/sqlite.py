@@ -116,24 +116,28 @@ T = TypeVar("T")
 _READ_PATH_MEASUREMENT: Final = "inline 15-37 us/call; thread hop 215-334 us CPU/call"
 
 # The point reads every request repeats (its bucket; a hot object on every GET) are
-# answered from memory while the database is unchanged. "Unchanged" is SQLite's own
-# ``PRAGMA data_version`` on the reading connection, which moves whenever any other
-# connection commits: this process's writer, another worker, the admin CLI. It is exact:
-# a read never returns data older than the last commit before the check, so read-after-
-# write holds across workers. Any commit empties the whole cache (no per-key invalidation
-# to get wrong); a mixed workload then reads as it did before.
+# answered from memory while the database is unchanged. "Unchanged" is the one row of
+# ``cache_generation``, which every write transaction that can change what a read returns
+# bumps inside itself: this process's writer, another worker's, the admin CLI's (they all
+# write through this class). It is exact: a read never returns data older than the last
+# commit before the check, so read-after-write holds across workers. Any such commit
+# empties the whole cache (no per-key invalidation to get wrong); a mixed workload then
+# reads as it did before. Writes that no cached read can see (lease renewals, queued
+# access-log records) leave it alone: SQLite's own ``PRAGMA data_version`` moves on every
+# commit, and worker 0's lease renewal emptied every worker's cache every few seconds.
 #
 # One check serves every read until the event loop next turns (it schedules its own expiry
 # with call_soon): the reads of one request, and of the other requests that arrived
 # together, all happen after those requests were received and before anything they wait
 # for, so each still sees every write acknowledged before it was sent. A write always
 # waits for its commit, which takes a turn of the loop, so a request reading after its own
-# write checks again. (The check costs ~15 us here, two fcntl() calls on the -shm file;
-# the cached lookup ~1 us.)
+# write checks again. (The check costs ~15 us here, mostly two fcntl() calls on the -shm
+# file to start a read; the cached lookup ~1 us.)
+_CACHE_GENERATION_SCHEMA: Final = 11  # the migration that adds cache_generation
 _CACHE_ENTRIES: Final = 4096
 _CACHE_INLINE_BYTES: Final = 16 * 1024 * 1024  # small objects' bytes held by the cache
 class _ReadCache:
-    """One reading connection's cached point reads, valid for one ``data_version``."""
+    """One reading connection's cached point reads, valid for one cache generation."""
 
     __slots__ = ("checked", "entries", "inline_bytes", "version")
 
@@ -147,7 +151,7 @@ class _ReadCache:
         """Forget everything if another connection committed since the last check."""
         if self.checked:
             return
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        version = conn.execute("SELECT n FROM cache_generation").fetchone()[0]
         if version != self.version:
             self.version = version
             self.entries.clear()
@@ -417,6 +421,17 @@ MIGRATIONS: Final[list[tuple[int, tuple[str, ...]]]] = [
                ) WITHOUT ROWID""",
         ),
     ),
+    (
+        11,
+        (
+            # Bumped by every write that cached reads can see (see _ReadCache).
+            """CREATE TABLE cache_generation (
+                   id INTEGER PRIMARY KEY CHECK (id = 0),
+                   n INTEGER NOT NULL
+               )""",
+            "INSERT INTO cache_generation (id, n) VALUES (0, 0)",
+        ),
+    ),
 ]
 
 _SCHEMA_VERSION_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -606,8 +621,9 @@ def _deliver(outcomes: _Outcomes) -> None:
             fut.set_result(value)
 
 
+# (op, its future, the future's loop, whether cached reads can see what it writes)
 _WriteOp = tuple[
-    Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop
+    Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, bool
 ]
 _STOP: Final = None
 
@@ -645,6 +661,7 @@ class SqliteStore(MetadataStore):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = True
+        self._counts_generations = False  # writes bump cache_generation (after open())
 
     # ------------------------------------------------------------------- lifecycle
 
@@ -671,10 +688,12 @@ class SqliteStore(MetadataStore):
         )
         self._closed = False
         try:
-            await self._write(_migrate)
+            version = await self._write(_migrate)
         except BaseException:
             await self.close()
             raise
+        # From here on (the table exists from schema 11; tests also open older schemas).
+        self._counts_generations = version >= _CACHE_GENERATION_SCHEMA
 
     async def close(self) -> None:
         """Commit what is queued, stop the threads, close all connections."""
@@ -748,17 +767,20 @@ class SqliteStore(MetadataStore):
 
     # ---------------------------------------------------------------- writer thread
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *,
+                     seen_by_reads: bool = True) -> T:
         """Queue ``fn`` for the writer; it runs in its own savepoint of a group commit.
 
         Once queued, a write commits even if the awaiting task is cancelled, unless the
         cancellation lands before the writer picks the op up (then it is skipped).
+        ``seen_by_reads=False`` only for writes no cached read (a bucket, an object) can
+        see: they keep every worker's read cache.
         """
         if self._closed:
             raise RuntimeError("SqliteStore is not open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, fut, loop))
+        self._queue.put((fn, fut, loop, seen_by_reads))
         return await fut
 
     def _writer_main(
@@ -838,8 +860,9 @@ class SqliteStore(MetadataStore):
         back): then no op took effect.
         """
         results: list[tuple[BaseException | None, Any]] = []
+        seen = False
         conn.execute("BEGIN IMMEDIATE")
-        for fn, _fut, _loop in batch:
+        for fn, _fut, _loop, seen_by_reads in batch:
             conn.execute("SAVEPOINT op")
             try:
                 value = fn(conn)
@@ -854,6 +877,9 @@ class SqliteStore(MetadataStore):
                 continue
             conn.execute("RELEASE op")
             results.append((None, value))
+            seen = seen or seen_by_reads
+        if seen and self._counts_generations:
+            conn.execute("UPDATE cache_generation SET n = n + 1")
         self.write_count += len(batch)
         conn.execute("COMMIT")
         self.commit_count += 1
@@ -865,7 +891,7 @@ class SqliteStore(MetadataStore):
             asyncio.AbstractEventLoop,
             list[tuple[asyncio.Future[Any], BaseException | None, Any]],
         ] = {}
-        for (_fn, fut, loop), (exc, value) in zip(batch, results, strict=True):
+        for (_fn, fut, loop, _seen), (exc, value) in zip(batch, results, strict=True):
             by_loop.setdefault(loop, []).append((fut, exc, value))
         for loop, outcomes in by_loop.items():
             # RuntimeError: the loop was closed, so nobody is waiting any more.
@@ -1544,7 +1570,7 @@ class SqliteStore(MetadataStore):
                 "VALUES (?, ?, ?, ?)", rows)
 
         if rows:
-            await self._write(op)
+            await self._write(op, seen_by_reads=False)
 
     async def pending_log_targets(self) -> list[str]:
         """Target buckets with queued records (the (target_bucket, id) index, no scan)."""
@@ -1618,7 +1644,7 @@ class SqliteStore(MetadataStore):
             ).fetchall()
             return bool(rows)
 
-        return await self._write(op)
+        return await self._write(op, seen_by_reads=False)
 
     async def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up early if ``holder`` holds it."""
@@ -1626,7 +1652,7 @@ class SqliteStore(MetadataStore):
         def op(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
-        await self._write(op)
+        await self._write(op, seen_by_reads=False)
 
 
 # ------------------------------------------------------------------ ops (writer side)
