@@ -132,7 +132,8 @@ def parse_authorization(value: str) -> _Parsed:
     if signature is not None:
         parsed = _parse_head(head)
         if parsed is not None:
-            return parsed._replace(signature=signature.group(1))
+            return _Parsed(parsed.credential, parsed.signed_headers, parsed.header_names,
+                           signature.group(1))
     return _parse_authorization_slowly(value)
 
 

@@ -10,12 +10,11 @@ address says so (``website``), and its key is the whole path (``""`` for ``/``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(NamedTuple):
     bucket: str | None
     key: str | None
     host_bucket: str | None  # bucket named by the Host header (virtual-host style)

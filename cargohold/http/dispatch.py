@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import itertools
 import logging
 import random
 import time
@@ -407,9 +408,13 @@ class Dispatcher:
                                           line=accesslog.format_line(entry), created=now))
 
 
+_REQUEST_ID_PREFIX = f"{random.getrandbits(32):08X}"  # per process (workers are spawned)
+_request_numbers = itertools.count()
+
+
 def new_request_id() -> str:
-    """A request id: unique, not secret, so no system call for randomness."""
-    return f"{random.getrandbits(64):016X}"
+    """A request id: unique (a per-process random prefix and a counter), not secret."""
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFF:08X}"
 
 
 def _may_be_logged(request: web.BaseRequest) -> bool:
