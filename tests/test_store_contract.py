@@ -8,13 +8,14 @@ closed on one event loop (the ``runner`` fixture), so loop-bound drivers work to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import fcntl
 import functools
 import os
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -2312,15 +2313,24 @@ async def test_upgrading_to_versioning_keeps_old_objects_as_null_versions_that_c
         await new.close()
 
 
+@contextlib.asynccontextmanager
+async def _another_store_on(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """A second store on the ``sqlite_store`` fixture's file: another worker's."""
+    other = SqliteStore(tmp_path / "m.db")
+    await other.open()
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
 @aio
 async def test_sqlite_cached_reads_see_every_commit_of_another_connection_at_once(
         sqlite_store: SqliteStore, tmp_path: Path) -> None:
     # Bucket and object reads are served from memory while the database is unchanged;
     # another process (a second worker, the admin CLI) is another connection on the file.
     store = sqlite_store
-    other = SqliteStore(tmp_path / "m.db")
-    await other.open()
-    try:
+    async with _another_store_on(tmp_path) as other:
         await other.put_object(obj("k", etag="1" * 32))
         first = await store.get_object(BUCKET, "k")
         assert first is not None and first.etag == "1" * 32
@@ -2344,8 +2354,6 @@ async def test_sqlite_cached_reads_see_every_commit_of_another_connection_at_onc
         # Re-created by another account: ownership decides access, so no stale owner.
         bucket = await store.get_bucket("second")
         assert bucket is not None and bucket.owner_id == OTHER
-    finally:
-        await other.close()
 
 
 @aio
@@ -2354,9 +2362,7 @@ async def test_sqlite_lease_renewals_and_queued_log_records_keep_the_read_cache(
     # Worker 0 renews its lease every few seconds: that must not empty every worker's
     # cache. Writes a cached read can see still do.
     store = sqlite_store
-    other = SqliteStore(tmp_path / "m.db")
-    await other.open()
-    try:
+    async with _another_store_on(tmp_path) as other:
         await other.put_object(obj("k", etag="1" * 32))
         cached = await store.get_object(BUCKET, "k")
         await other.acquire_lease("background", "worker-0", 30)
@@ -2369,8 +2375,6 @@ async def test_sqlite_lease_renewals_and_queued_log_records_keep_the_read_cache(
         await asyncio.sleep(0)
         tagged = await store.get_object(BUCKET, "k")
         assert tagged is not cached and tagged is not None and tagged.tags == {"a": "1"}
-    finally:
-        await other.close()
 
 
 @aio
