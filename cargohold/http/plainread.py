@@ -82,6 +82,12 @@ class PlainReads:
 
     def answer(self, message: RawRequestMessage) -> bytes | None:
         """The complete response to ``message``, or ``None`` to take the general path."""
+        try:
+            return self._answer(message)
+        except Exception:  # the general path answers it (and logs a fault)
+            return None
+
+    def _answer(self, message: RawRequestMessage) -> bytes | None:
         method = message.method
         if (method not in ("GET", "HEAD") or message.version != HttpVersion11
                 or message.should_close or "?" in message.path):
@@ -115,7 +121,7 @@ class PlainReads:
                     or bucket.lifecycle is not None):
                 return None
             record = _now(store.get_object(bucket.name, key))
-        except (errors.S3Error, _WouldWait):
+        except (errors.S3Error, _WouldWait):  # its answer is an error, or it must wait
             return None
         if record is None or record.sse:
             return None
