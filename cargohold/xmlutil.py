@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterable
+from typing import Final
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as DET
@@ -65,8 +66,11 @@ def document(root: str, parts: Iterable[str]) -> bytes:
 def iso_time(timestamp: float) -> str:
     """S3's timestamp form in XML: 2006-02-03T16:45:09.000Z (milliseconds)."""
     whole = int(timestamp)
-    millis = int((timestamp - whole) * 1000)
-    return f"{_iso_seconds(whole)}.{millis:03d}Z"
+    return _iso_seconds(whole) + _MILLIS[int((timestamp - whole) * 1000)]
+
+
+# ".000Z" to ".999Z": a listing page formats a thousand of these (half the cost of a format).
+_MILLIS: Final = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 @functools.lru_cache(maxsize=8192)
