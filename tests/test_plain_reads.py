@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from cargohold.config import Settings
+from cargohold.http import plainread
 from cargohold.server import Worker, bootstrap, start_worker
 from tests.conftest import (
     ACCESS_KEY,
@@ -245,3 +246,18 @@ def test_boto3_reads_take_the_plain_path(worker: InProcessWorker, client: Any) -
     assert client.get_object(Bucket="plain", Key="sdk")["Body"].read() == b"from boto3"
     assert client.head_object(Bucket="plain", Key="sdk")["ContentLength"] == 10
     assert worker.answered == before + 2
+
+
+def test_a_fault_in_the_plain_path_leaves_the_answer_to_the_general_path(
+        worker: InProcessWorker, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    client.put_object(Bucket="plain", Key="faulty", Body=b"still served")
+
+    def broken(*args: Any, **kwargs: Any) -> dict[str, str]:
+        raise RuntimeError("a bug in the plain path")
+
+    # Only the plain path's reference: the general path keeps its own.
+    monkeypatch.setattr(plainread, "object_headers", broken)
+    before = worker.answered
+    status, _, body = exchange(worker, "GET", "/plain/faulty")
+    assert (status, body) == (200, b"still served")
+    assert worker.answered == before

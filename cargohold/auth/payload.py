@@ -30,6 +30,7 @@ from multidict import CIMultiDictProxy
 
 from cargohold import errors
 from cargohold.auth.model import AuthResult, PayloadMode
+from cargohold.auth.sigv4 import sign
 from cargohold.checksums import Hasher
 from cargohold.numbers import decimal
 
@@ -247,7 +248,7 @@ class PayloadReader:
         auth = self._auth
         string_to_sign = (f"AWS4-HMAC-SHA256-PAYLOAD\n{auth.amz_date}\n{auth.scope}\n"
                           f"{previous}\n{EMPTY_SHA256}\n{data_sha256}")
-        expected = hmac.digest(auth.signing_key, string_to_sign.encode(), "sha256").hex()
+        expected = sign(auth.signing_key, string_to_sign)
         if not hmac.compare_digest(expected, signature):
             raise errors.SignatureDoesNotMatch("The chunk signature does not match.")
         return signature
@@ -286,7 +287,7 @@ class PayloadReader:
         canonical = "".join(f"{n}:{v}\n" for n, v in sorted(self._trailers.items()))
         string_to_sign = (f"AWS4-HMAC-SHA256-TRAILER\n{auth.amz_date}\n{auth.scope}\n"
                           f"{previous}\n{hashlib.sha256(canonical.encode()).hexdigest()}")
-        expected = hmac.digest(auth.signing_key, string_to_sign.encode(), "sha256").hex()
+        expected = sign(auth.signing_key, string_to_sign)
         if not hmac.compare_digest(expected, signature):
             raise errors.SignatureDoesNotMatch("The trailer signature does not match.")
 

@@ -46,7 +46,8 @@ class Services:
     blobs: BlobStore
     # Buckets are not cached here with a TTL: a bucket deleted and re-created by another
     # account would keep its old owner in a stale entry, and ownership decides access.
-    # (The SQLite store caches its reads exactly, until any commit: store/sqlite.py.)
+    # (The SQLite store caches its reads exactly, until a write they can see commits:
+    # store/sqlite.py.)
     keys: TtlCache[AccessKey] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -14,8 +14,8 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import cast
 
 from aiohttp import web
 from aiohttp.http import HttpVersion11, RawRequestMessage
@@ -180,7 +180,7 @@ class Dispatcher:
         except errors.S3Error as exc:
             return self._error_response(request, request_id, exc, request.path)
         reply_headers: CIMultiDict[str] = CIMultiDict(found)
-        _stamp(reply_headers, request_id)
+        stamp(reply_headers, request_id)
         return web.Response(status=200, headers=reply_headers)
 
     async def _handle(self, request: web.BaseRequest, request_id: str, address: Address,
@@ -256,7 +256,7 @@ class Dispatcher:
     async def _render(self, request: web.BaseRequest, request_id: str,
                       reply: Reply) -> web.StreamResponse:
         headers = CIMultiDict(reply.headers)
-        _stamp(headers, request_id)
+        stamp(headers, request_id)
         if reply.segments is not None:
             return file_response(reply.segments, status=reply.status, headers=headers)
         if reply.stream is not None:
@@ -275,7 +275,7 @@ class Dispatcher:
                         exc: errors.S3Error, resource: str) -> web.StreamResponse:
         request[_ERROR_CODE] = exc.code
         headers: CIMultiDict[str] = CIMultiDict(exc.headers)
-        _stamp(headers, request_id)
+        stamp(headers, request_id)
         if request.method == "HEAD":
             response = web.Response(status=exc.status, headers=headers)
         else:
@@ -426,7 +426,8 @@ def _may_be_logged(request: web.BaseRequest) -> bool:
     return request.method == "PUT" and "x-amz-copy-source" in request.headers
 
 
-def _stamp(headers: CIMultiDict[Any], request_id: str) -> None:
+def stamp(headers: MutableMapping[str, str], request_id: str) -> None:
+    """The headers every response carries: its request id (twice, as S3) and the server."""
     headers["x-amz-request-id"] = request_id
     headers["x-amz-id-2"] = request_id
     headers["Server"] = SERVER_NAME

@@ -38,7 +38,7 @@ from cargohold.auth.model import PayloadMode
 from cargohold.handlers.context import Services, version_headers
 from cargohold.handlers.objects import object_headers
 from cargohold.http.addressing import Addressing
-from cargohold.http.dispatch import SERVER_NAME, new_request_id
+from cargohold.http.dispatch import new_request_id, stamp
 
 try:  # aiohttp's serialiser (C when built): it refuses CR/LF in names and values.
     from aiohttp.http_writer import _serialize_headers
@@ -134,10 +134,7 @@ class PlainReads:
         # The headers in the order the general path writes them.
         reply = object_headers(record, checksum_mode=checksum_mode)
         reply.update(version_headers(bucket, record.version_id))
-        request_id = new_request_id()
-        reply["x-amz-request-id"] = request_id
-        reply["x-amz-id-2"] = request_id
-        reply["Server"] = SERVER_NAME
+        stamp(reply, new_request_id())
         reply["Content-Length"] = str(len(body))
         reply["Date"] = rfc822_formatted_time()
         assert _serialize_headers is not None

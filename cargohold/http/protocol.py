@@ -9,8 +9,13 @@ request, its C parser plus one ``transport.write`` ~70 µs. On a small GET it is
 the request.
 
 :class:`InlineRequestHandler` keeps everything of aiohttp's (its C parser and limits, its
-request objects, its error handling, its keep-alive timer and shutdown) and changes two
+request objects, its error handling, its keep-alive timer and shutdown) and changes these
 things:
+
+* Sockets are read into one buffer per server (an asyncio buffered protocol), each read
+  copied out at once: a plain protocol's ``recv(256 KiB)`` maps and unmaps a fresh buffer
+  for every read. Upload bodies buffer 512 KiB before reading pauses (aiohttp's 64 KiB
+  paused and resumed the socket after every read), and are never decompressed.
 
 * A request without a body that arrives while the connection is idle is answered from
   ``data_received``: the same ``_handle_request`` coroutine aiohttp would run in a task is
@@ -19,7 +24,8 @@ things:
   waits (a commit, a PostgreSQL read, a sendfile) it continues as a task, and bytes that
   arrive meanwhile are held until its response is out, so responses keep request order.
   Requests with bodies, and anything unusual (parse errors, upgrades), stay in aiohttp's
-  queue for its own task.
+  queue for its own task. Before that, ``answer_now`` (``cargohold/http/plainread.py``)
+  may answer the request outright, as bytes, without a request object at all.
 * A plain :class:`aiohttp.web.Response` with a bytes body is written with aiohttp's own
   header serialiser in one ``transport.write`` (:meth:`InlineRequestHandler.finish_response`),
   adding the same ``Content-Length``, ``Content-Type``, ``Date`` and ``Server`` headers
