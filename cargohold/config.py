@@ -41,6 +41,10 @@ class Settings:
     max_skew_seconds: int = 900
     gc_interval_seconds: float = 60.0
     orphan_grace_seconds: float = 3600.0
+    # How long a replaced or deleted object's blob file outlives it. 0 removes it at the
+    # next GC pass, which is safe where an open file survives its unlink (local disks,
+    # CephFS); on NFS, set it longer than the slowest download (see docs/scaling.md).
+    freed_blob_grace_seconds: float = 0.0
     # Incomplete multipart uploads older than this are aborted and their parts freed
     # (S3 leaves that to a lifecycle rule; 30 days here). 0 keeps them forever.
     multipart_expiry_seconds: float = 30 * 24 * 3600.0

@@ -277,7 +277,8 @@ def background_work(settings: Settings, store: MetadataStore,
                     blobs: BlobStore) -> list[Coroutine[Any, Any, None]]:
     """The cluster's once-only background passes, for the lease holder to run."""
     collector = BlobCollector(store, blobs, orphan_grace_seconds=settings.orphan_grace_seconds,
-                              interval_seconds=settings.gc_interval_seconds)
+                              interval_seconds=settings.gc_interval_seconds,
+                              freed_grace_seconds=settings.freed_blob_grace_seconds)
     # Checked as often as the GC runs: one indexed query when nothing is due.
     expirer = UploadExpirer(store, expiry_seconds=settings.multipart_expiry_seconds,
                             interval_seconds=settings.gc_interval_seconds)

@@ -315,6 +315,31 @@ def test_collector_keeps_a_queued_blob_that_is_referenced_again(tmp_path: Path) 
     asyncio.run(main())
 
 
+def test_a_freed_blob_outlives_its_object_by_the_grace_period_even_when_old(
+        tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "data")
+
+    async def main() -> None:
+        async with sqlite_store(tmp_path) as store:
+            first = await write_blob(blobs, b"first")
+            second = await write_blob(blobs, b"second")
+            await store.put_object(record("k", first))
+            age(blobs.path(first), 7200)  # old enough for the orphan sweep
+            await store.put_object(record("k", second))  # queues `first`
+            collector = BlobCollector(store, blobs, orphan_grace_seconds=3600,
+                                      interval_seconds=60, freed_grace_seconds=0.5)
+            assert await collector.run_once() == (0, 0)  # in its grace: not an orphan
+            assert os.path.exists(blobs.path(first))
+            assert await store.pending_blob_deletions() == [first]
+            await asyncio.sleep(0.6)
+            assert await collector.run_once() == (1, 0)
+            assert not os.path.exists(blobs.path(first))
+            assert os.path.exists(blobs.path(second))
+            assert await store.pending_blob_deletions() == []
+
+    asyncio.run(main())
+
+
 def test_orphan_sweep_removes_old_unreferenced_blobs_only(tmp_path: Path) -> None:
     blobs = BlobStore(tmp_path / "data")
 

@@ -96,3 +96,29 @@ def test_replaced_and_deleted_objects_free_their_blobs(tmp_path: Path) -> None:
     assert client.get_object(Bucket="gc-test", Key="a")["Body"].read() == b"2" * big
     assert client.get_object(Bucket="gc-test", Key="c")["Body"].read() == b"small now"
     proc.stop()
+
+
+def test_a_freed_blob_waits_out_the_grace_period_before_the_gc_removes_it(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    proc = ServerProcess(data_dir=data_dir,
+                         extra_args=["--gc-interval-seconds", "0.2",
+                                     "--freed-blob-grace-seconds", "3"]).start()
+    try:
+        client: Any = make_client(proc.endpoint)
+        client.create_bucket(Bucket="grace-test")
+        big = 200 * 1024  # above the inline size: a blob file
+        client.put_object(Bucket="grace-test", Key="a", Body=b"1" * big)
+        first = blob_files(data_dir)
+        client.delete_object(Bucket="grace-test", Key="a")
+        freed_at = time.monotonic()
+        time.sleep(1.5)  # several GC passes, all inside the grace period
+        if time.monotonic() - freed_at < 2.5:
+            assert blob_files(data_dir) == first
+        deadline = freed_at + 15
+        while time.monotonic() < deadline and blob_files(data_dir):
+            time.sleep(0.2)
+        assert blob_files(data_dir) == set()
+        assert time.monotonic() - freed_at >= 3
+    finally:
+        proc.stop()

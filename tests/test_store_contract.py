@@ -541,6 +541,26 @@ async def test_replaced_and_deleted_blobs_are_queued_for_deletion(store: Metadat
 
 
 @aio
+async def test_the_deletion_queue_can_be_read_up_to_a_queue_time(store: MetadataStore) -> None:
+    await store.put_object(obj("k", blob(1)))
+    before = time.time() - 1
+    await store.put_object(obj("k", blob(2)))  # queues blob(1) now
+    assert await store.pending_blob_deletions(queued_before=before) == []
+    assert await store.pending_blob_deletions(queued_before=time.time() + 1) == [blob(1)]
+    assert await store.pending_blob_deletions() == [blob(1)]
+
+
+@aio
+async def test_referenced_blobs_counts_queued_ones_only_when_asked(
+        store: MetadataStore) -> None:
+    await store.put_object(obj("k", blob(1)))
+    await store.put_object(obj("k", blob(2)))  # blob(1) is queued, blob(2) referenced
+    ids = [blob(1), blob(2), blob(3)]
+    assert await store.referenced_blobs(ids) == {blob(2)}
+    assert await store.referenced_blobs(ids, include_queued=True) == {blob(1), blob(2)}
+
+
+@aio
 async def test_empty_objects_queue_no_blob(store: MetadataStore) -> None:
     await store.put_object(obj("empty", ""))
     await store.put_object(obj("empty", ""))

@@ -525,15 +525,20 @@ class MetadataStore(Protocol):
         """Give the lease up early (a clean shutdown) if ``holder`` holds it."""
 
     # --- blob garbage collection ---
-    async def pending_blob_deletions(self, limit: int = 1000) -> list[str]:
-        """Blob ids queued for deletion by committed transactions."""
+    async def pending_blob_deletions(self, limit: int = 1000,
+                                     queued_before: float | None = None) -> list[str]:
+        """Blob ids queued for deletion by committed transactions, oldest first; with
+        ``queued_before`` (a Unix time), only those queued no later than it."""
 
     async def forget_blob_deletions(self, blob_ids: list[str]) -> None:
         """Drop ids from the queue once their files are gone."""
 
-    async def referenced_blobs(self, blob_ids: list[str]) -> set[str]:
+    async def referenced_blobs(self, blob_ids: list[str],
+                               include_queued: bool = False) -> set[str]:
         """Which of ``blob_ids`` are referenced by a committed object or by a part of an
-        in-progress upload (for orphan sweeps)."""
+        in-progress upload (for orphan sweeps); with ``include_queued``, also those waiting
+        in the deletion queue, read in the same snapshot (a blob taken off the queue by the
+        write that references it again is seen in one place or the other, never neither)."""
 
     # --- access-log records (cargohold/logdelivery.py) ---
     async def append_log_records(self, records: list[LogRecord]) -> None:

@@ -4,7 +4,10 @@ Two kinds of garbage, both safe to remove only because of the storage contract:
 
 * **Queued deletions**: blobs replaced or deleted by committed transactions, listed in the
   metadata store's durable deletion queue. Their files are removed, then the ids forgotten
-  (a crash in between just repeats the removal: ENOENT is fine).
+  (a crash in between just repeats the removal: ENOENT is fine). With a freed-blob grace
+  period, a blob stays that long in the queue first: on NFS, a file removed by one client
+  fails another client's read of it (a stale file handle), so a download that started
+  before the delete on another gateway needs the file to outlive it.
 * **Orphans**: blob files no committed object points at (a crash between writing a blob and
   committing its metadata) and abandoned temp files. Only files older than the grace period
   are considered, so a PUT between its blob rename and its metadata commit is never touched.
@@ -36,11 +39,13 @@ class BlobCollector:
         blobs: BlobStore,
         orphan_grace_seconds: float,
         interval_seconds: float,
+        freed_grace_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.orphan_grace_seconds = orphan_grace_seconds
         self.interval_seconds = interval_seconds
+        self.freed_grace_seconds = freed_grace_seconds
 
     async def run_once(self) -> tuple[int, int]:
         """One collection pass: ``(queued blobs deleted, orphan blobs + temp files swept)``."""
@@ -61,8 +66,10 @@ class BlobCollector:
 
     async def _drain_queue(self) -> int:
         deleted = 0
+        queued_before = (time.time() - self.freed_grace_seconds
+                         if self.freed_grace_seconds > 0 else None)
         while True:
-            ids = await self.store.pending_blob_deletions(QUEUE_BATCH)
+            ids = await self.store.pending_blob_deletions(QUEUE_BATCH, queued_before)
             if not ids:
                 return deleted
             # Every blob name has one owner (copies hard-link under new names), so a queued
@@ -83,7 +90,9 @@ class BlobCollector:
             batch = await self.blobs.run(lambda: _take(walk, SWEEP_BATCH))
             if not batch:
                 return swept
-            used = await self.store.referenced_blobs(batch)
+            # A queued blob still in its grace period is not an orphan: its file may be
+            # old, but the queue deletes it when the grace runs out.
+            used = await self.store.referenced_blobs(batch, include_queued=True)
             orphans = [b for b in batch if b not in used]
             if orphans:
                 swept += await self.blobs.delete(orphans)

@@ -75,6 +75,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -411,6 +412,15 @@ _WRITE_CURRENT: Final = (
     "unqueued AS (DELETE FROM blob_deletions WHERE blob_id = ANY($24::text[])), "
     "{data} SELECT 1"
 )
+_REFERENCED_BLOBS: Final = (
+    "SELECT blob_id FROM objects WHERE blob_id = ANY($1::text[]) AND blob_id <> '' "
+    "UNION SELECT blob_id FROM object_parts WHERE blob_id = ANY($1::text[]) "
+    "UNION SELECT blob_id FROM upload_parts WHERE blob_id = ANY($1::text[]) "
+    "UNION SELECT blob_id FROM object_versions WHERE blob_id = ANY($1::text[]) "
+    "AND blob_id <> '' "
+    "UNION SELECT blob_id FROM version_parts WHERE blob_id = ANY($1::text[])"
+)
+_OR_QUEUED: Final = " UNION SELECT blob_id FROM blob_deletions WHERE blob_id = ANY($1::text[])"
 _WRITE_CURRENT_INLINE: Final = _WRITE_CURRENT.format(
     data="data AS (INSERT INTO object_data (bucket, key, data) VALUES ($1, $2, $25) "
          "ON CONFLICT (bucket, key) DO UPDATE SET data = excluded.data)")
@@ -1434,10 +1444,14 @@ class PostgresStore(MetadataStore):
 
     # ------------------------------------------------------------ blob collection
 
-    async def pending_blob_deletions(self, limit: int = 1000) -> list[str]:
-        """Blob ids queued by committed transactions, oldest first."""
-        rows = await self._fetch("SELECT blob_id FROM blob_deletions ORDER BY id LIMIT $1",
-                                 max(limit, 0))
+    async def pending_blob_deletions(self, limit: int = 1000,
+                                     queued_before: float | None = None) -> list[str]:
+        """Blob ids queued by committed transactions, oldest first (optionally only those
+        queued no later than ``queued_before``)."""
+        cutoff = math.inf if queued_before is None else queued_before
+        rows = await self._fetch(
+            "SELECT blob_id FROM blob_deletions WHERE queued_at <= $2 ORDER BY id LIMIT $1",
+            max(limit, 0), cutoff)
         return [str(r[0]) for r in rows]
 
     async def forget_blob_deletions(self, blob_ids: list[str]) -> None:
@@ -1448,20 +1462,16 @@ class PostgresStore(MetadataStore):
                 "execute", "DELETE FROM blob_deletions WHERE blob_id = ANY($1::text[])",
                 list(chunk))
 
-    async def referenced_blobs(self, blob_ids: list[str]) -> set[str]:
+    async def referenced_blobs(self, blob_ids: list[str],
+                               include_queued: bool = False) -> set[str]:
         """Which of ``blob_ids`` a committed object or version, or an in-progress upload's
-        part, uses (each chunk one statement: one snapshot of every table)."""
+        part, uses (and, with ``include_queued``, which wait in the deletion queue); each
+        chunk is one statement: one snapshot of every table."""
         ids = [i for i in blob_ids if i]
         found: set[str] = set()
+        query = _REFERENCED_BLOBS + (_OR_QUEUED if include_queued else "")
         for chunk in _chunks(ids):
-            rows = await self._fetch(
-                "SELECT blob_id FROM objects WHERE blob_id = ANY($1::text[]) AND blob_id <> '' "
-                "UNION SELECT blob_id FROM object_parts WHERE blob_id = ANY($1::text[]) "
-                "UNION SELECT blob_id FROM upload_parts WHERE blob_id = ANY($1::text[]) "
-                "UNION SELECT blob_id FROM object_versions WHERE blob_id = ANY($1::text[]) "
-                "AND blob_id <> '' "
-                "UNION SELECT blob_id FROM version_parts WHERE blob_id = ANY($1::text[])",
-                list(chunk))
+            rows = await self._fetch(query, list(chunk))
             found.update(str(r[0]) for r in rows)
         return found
 

@@ -50,6 +50,7 @@ import contextlib
 import dataclasses
 import fcntl
 import logging
+import math
 import os
 import queue
 import sqlite3
@@ -1510,12 +1511,16 @@ class SqliteStore(MetadataStore):
 
     # ------------------------------------------------------------ blob collection
 
-    async def pending_blob_deletions(self, limit: int = 1000) -> list[str]:
-        """Blob ids queued by committed transactions, oldest first."""
+    async def pending_blob_deletions(self, limit: int = 1000,
+                                     queued_before: float | None = None) -> list[str]:
+        """Blob ids queued by committed transactions, oldest first (optionally only those
+        queued no later than ``queued_before``)."""
+        cutoff = math.inf if queued_before is None else queued_before
 
         def read(conn: sqlite3.Connection) -> list[str]:
             rows = conn.execute(
-                "SELECT blob_id FROM blob_deletions ORDER BY rowid LIMIT ?", (limit,)
+                "SELECT blob_id FROM blob_deletions WHERE queued_at <= ? "
+                "ORDER BY rowid LIMIT ?", (cutoff, max(limit, 0)),
             ).fetchall()
             return [r[0] for r in rows]
 
@@ -1531,10 +1536,13 @@ class SqliteStore(MetadataStore):
         if ids:
             await self._write(op)
 
-    async def referenced_blobs(self, blob_ids: list[str]) -> set[str]:
+    async def referenced_blobs(self, blob_ids: list[str],
+                               include_queued: bool = False) -> set[str]:
         """Which of ``blob_ids`` a committed object or version, or an in-progress upload's
-        part, uses."""
+        part, uses (and, with ``include_queued``, which wait in the deletion queue)."""
         ids = list(blob_ids)
+        tables = ("objects", "object_parts", "upload_parts", "object_versions",
+                  "version_parts", *(("blob_deletions",) if include_queued else ()))
 
         def read(conn: sqlite3.Connection) -> set[str]:
             found: set[str] = set()
@@ -1546,8 +1554,7 @@ class SqliteStore(MetadataStore):
             with _snapshot(conn):
                 for chunk in _chunks(ids):
                     marks = ",".join("?" * len(chunk))
-                    for table in ("objects", "object_parts", "upload_parts",
-                                  "object_versions", "version_parts"):
+                    for table in tables:
                         found.update(
                             r[0]
                             for r in conn.execute(
