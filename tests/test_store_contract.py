@@ -1969,6 +1969,35 @@ async def test_sqlite_writes_queued_while_another_worker_commits_share_one_commi
         await store.close()
 
 
+@aio
+async def test_sqlite_writes_are_refused_with_slowdown_while_another_worker_holds_the_lock(
+        tmp_path: Path) -> None:
+    # A stopped worker holding the writer lock must not hang every other worker's writes:
+    # after the lock timeout (SQLite's busy timeout, shortened here) they fail with
+    # SlowDown, which SDKs retry, and nothing of them is written.
+    store = SqliteStore(tmp_path / "m.db", lock_timeout=0.3)
+    await store.open()
+    try:
+        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
+        stopped_worker = os.open(tmp_path / "m.db-writer.lock", os.O_RDWR)
+        fcntl.flock(stopped_worker, fcntl.LOCK_EX)
+        try:
+            started = time.monotonic()
+            outcomes = await asyncio.gather(*(store.put_object(obj(f"k{i}")) for i in range(3)),
+                                            return_exceptions=True)
+            assert time.monotonic() - started >= 0.3
+            assert all(isinstance(o, errors.SlowDown) for o in outcomes), outcomes
+            assert (await store.list_objects(BUCKET)).entries == []
+        finally:
+            fcntl.flock(stopped_worker, fcntl.LOCK_UN)
+            os.close(stopped_worker)
+        await store.put_object(obj("after"))
+        assert [e.key for e in (await store.list_objects(BUCKET)).entries] == ["after"]
+    finally:
+        await store.close()
+
+
 class _VmSteps:
     """Counts the SQLite VM instructions (in hundreds) run on some connections: what a
     statement costs, whatever plan SQLite picks for it."""

@@ -650,11 +650,20 @@ class SqliteStore(MetadataStore):
     point_reads_inline = True  # see _READ_PATH_MEASUREMENT
 
     def __init__(
-        self, path: str | Path, *, read_threads: int = 4, batch_limit: int = 500
+        self, path: str | Path, *, read_threads: int = 4, batch_limit: int = 500,
+        lock_timeout: float = _WRITE_BUSY_MS / 1000,
     ) -> None:
         self.path = Path(path)
         self.read_threads = read_threads
         self.batch_limit = batch_limit
+        # How long writes wait for another process's writer (as SQLite's busy timeout
+        # would) before they are refused with SlowDown (see _take_turn).
+        self.lock_timeout = lock_timeout
+        self._turn = threading.Lock()  # guards the two fields below
+        self._waiting_since: float | None = None  # the writer is blocked on the lock file
+        self._waiting_op: _WriteOp | None = None  # the op it holds meanwhile
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
         self.commit_count = 0
         self.write_count = 0
         self.list_rows_read = 0
@@ -688,6 +697,10 @@ class SqliteStore(MetadataStore):
         except BaseException:
             self._writer = None
             raise
+        self._watchdog_stop.clear()
+        self._watchdog = threading.Thread(target=self._watch_turns,
+                                          name="cargohold-sqlite-watchdog", daemon=True)
+        self._watchdog.start()
         self._pool = ThreadPoolExecutor(
             max_workers=self.read_threads, thread_name_prefix="cargohold-sqlite-read"
         )
@@ -708,6 +721,10 @@ class SqliteStore(MetadataStore):
         self._queue.put(_STOP)
         writer, self._writer = self._writer, None
         await asyncio.to_thread(writer.join)
+        if self._watchdog is not None:
+            self._watchdog_stop.set()
+            await asyncio.to_thread(self._watchdog.join)
+            self._watchdog = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -819,23 +836,13 @@ class SqliteStore(MetadataStore):
             first = self._queue.get()
             if first is _STOP:
                 break
-            # The writers of all workers take turns through this lock: it wakes the next
-            # one the moment it is released, where SQLite's busy handler polls with sleeps
-            # of up to 100 ms (bench/: 4 KiB PUTs with two workers ~1,200 -> ~2,200 ops/s).
+            # The writers of all workers take turns through this lock (see _take_turn).
             # Taken before the batch is gathered, so the batch holds everything that
             # arrived while another worker was committing.
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            if not self._take_turn(lock_fd, first):
+                continue  # the watchdog refused it
             try:
-                batch = [first]
-                while len(batch) < self.batch_limit:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    batch.append(item)
+                batch, stopping = self._gather(first)
                 # Skip ops whose awaiter is already gone (reading done() from this thread
                 # is a plain attribute read, and a future never becomes un-done).
                 batch = [op for op in batch if not op[1].done()]
@@ -854,6 +861,81 @@ class SqliteStore(MetadataStore):
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
             self._resolve(batch, results)
+
+    def _take_turn(self, lock_fd: int, first: _WriteOp) -> bool:
+        """Take the workers' writer lock for a batch starting with ``first``; ``False`` if
+        the watchdog refused ``first`` while this waited (the lock is then not held).
+
+        A blocking ``flock`` wakes the next writer the moment the lock is released
+        (SQLite's busy handler sleeps up to 100 ms: 4 KiB PUTs with two workers ran at
+        ~1,200 ops/s in bench/ against ~2,200 with the lock; polling it with sleeps of
+        0.25-5 ms lost ~30%). It has no timeout, so the watchdog thread refuses the writes
+        of a writer blocked longer than ``lock_timeout`` (another worker stopped or hung
+        while holding the lock) instead of leaving them to hang.
+        """
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        with self._turn:
+            self._waiting_since = time.monotonic()
+            self._waiting_op = first
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        with self._turn:
+            self._waiting_since = None
+            mine, self._waiting_op = self._waiting_op is not None, None
+        if not mine:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        return mine
+
+    def _watch_turns(self) -> None:
+        """Watchdog thread: refuse, with SlowDown, the writes queued behind a writer that
+        has waited for the lock file longer than ``lock_timeout``.
+
+        Refused ops never reach the writer (it sees its own op taken, and the queue holds
+        only later ones), so none of them can also commit.
+        """
+        while not self._watchdog_stop.wait(self.lock_timeout / 4):
+            refused: list[_WriteOp] = []
+            stop_seen = False
+            with self._turn:
+                since = self._waiting_since
+                if since is None or time.monotonic() - since < self.lock_timeout:
+                    continue
+                if self._waiting_op is not None:
+                    refused.append(self._waiting_op)
+                    self._waiting_op = None
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop_seen = True
+                        break
+                    refused.append(item)
+            if stop_seen:
+                self._queue.put(_STOP)
+            if refused:
+                log.error("sqlite writer: another process has held %s-writer.lock for "
+                          "over %.1f s; %d writes refused with SlowDown", self.path.name,
+                          self.lock_timeout, len(refused))
+                self._resolve(refused, [(errors.SlowDown(), None) for _ in refused])
+
+    def _gather(self, first: _WriteOp) -> tuple[list[_WriteOp], bool]:
+        """``first`` and what else is queued, up to the batch limit; and whether the stop
+        marker came with them."""
+        batch = [first]
+        while len(batch) < self.batch_limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_WriteOp]
