@@ -252,3 +252,32 @@ def test_requests_arriving_while_an_inline_reply_waits_are_answered_after_it_in_
         assert server.inline_requests == count + 1
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_inline_reply_closes_its_connection_and_stays_cancelled() -> None:
+    async def scenario() -> None:
+        waiting = asyncio.Event()
+
+        async def handler(request: web.BaseRequest) -> web.StreamResponse:
+            waiting.set()
+            await asyncio.sleep(30)
+            return web.Response(body=b"never")
+
+        server, runner, port = await _serve(handler)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.wait_for(waiting.wait(), 5)
+            inline = [t for t in asyncio.all_tasks()
+                      if t.get_coro().__qualname__ == "_resume"]  # type: ignore[union-attr]
+            assert len(inline) == 1
+            inline[0].cancel()
+            await asyncio.wait([inline[0]], timeout=5)
+            assert inline[0].cancelled()  # not swallowed: asyncio's contract holds
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, no reply
+            writer.close()
+        finally:
+            await runner.cleanup()
+        assert server.inline_requests == 1
+
+    asyncio.run(scenario())

@@ -248,10 +248,12 @@ class InlineRequestHandler(RequestHandler, asyncio.BufferedProtocol):
         try:
             response, reset = await self._handle_request(request, None,
                                                          self._request_handler)
-        except (ConnectionError, asyncio.CancelledError):
-            # The client went away (or the server is stopping): nothing more to send.
+        except ConnectionError:  # the client went away: nothing more to send
             self.force_close()
             return
+        except asyncio.CancelledError:  # the server is stopping: close, stay cancelled
+            self.force_close()
+            raise
         except Exception:
             log.exception("unhandled error answering %s %s", request.method,
                           request.raw_path)
