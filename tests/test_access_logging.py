@@ -329,6 +329,27 @@ def test_every_kind_of_request_is_delivered_as_documented(logged_server: ServerP
     assert head_file["ContentType"] == "text/plain"
 
 
+def test_website_pages_are_logged_with_their_status_and_error_code(
+        logged_server: ServerProcess, client: Any) -> None:
+    source, target = new_bucket(client), new_bucket(client)
+    enable(client, source, target)
+    client.put_object(Bucket=source, Key="index.html", Body=b"<h1>home</h1>",
+                      ContentType="text/html", ACL="public-read")
+    client.put_bucket_website(Bucket=source, WebsiteConfiguration={
+        "IndexDocument": {"Suffix": "index.html"}})
+    host = {"Host": f"{source}.nyc3-static.localhost:{logged_server.port}"}
+    home = rawhttp.send("GET", f"{logged_server.endpoint}/", host)
+    missing = rawhttp.send("GET", f"{logged_server.endpoint}/nowhere.html", host)
+    assert (home.status, missing.status) == (200, 403)  # the bucket is not listable
+    ids = {home.headers["x-amz-request-id"]: "-", missing.headers["x-amz-request-id"]:
+           "AccessDenied"}
+    records = [r for r in wait_for(client, target, set(ids), PREFIX)
+               if r["request_id"] in ids]
+    assert sorted((r["operation"], r["status"], r["error_code"]) for r in records) == [
+        ("WEBSITE.GET.OBJECT", "200", "-"), ("WEBSITE.GET.OBJECT", "403", "AccessDenied")]
+    assert all(r["error_code"] == ids[r["request_id"]] for r in records)
+
+
 def test_unlogged_buckets_and_other_prefixes_stay_apart(client: Any) -> None:
     first, second, quiet, target = (new_bucket(client) for _ in range(4))
     enable(client, first, target, "first/")

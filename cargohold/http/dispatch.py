@@ -366,7 +366,9 @@ class Dispatcher:
             operation=name, key=address.key if address is not None else None,
             method=method, target=request.raw_path,
             protocol=f"HTTP/{request.version.major}.{request.version.minor}",
-            status=status, error_code=cast(str, request.get(_ERROR_CODE, "")),
+            # Website pages carry their error code in a header (they are HTML, not raised).
+            status=status, error_code=cast(str, request.get(_ERROR_CODE, ""))
+            or response.headers.get("x-amz-error-code", ""),
             bytes_sent=(response.content_length or 0) if sends_body else 0,
             object_size=accesslog.object_size(name, status,
                                               response.headers.get("Content-Range"),
