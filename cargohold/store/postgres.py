@@ -527,6 +527,37 @@ def _list_objects_sql(bounded: bool) -> str:
             f"ORDER BY key LIMIT {limit}")
 
 
+def _walk_prefixes_sql(bounded: bool) -> str:
+    """Rows from ``$2`` on (below ``$3`` when ``bounded``), one per common prefix, each
+    found by one index probe past the last prefix (``$4`` the delimiter, ``$5`` one past
+    the listing prefix's length), until the first key that is no common prefix (included)
+    or ``limit`` rows: many common prefixes in one round trip instead of one each.
+
+    A key's common prefix ends after the first delimiter past the listing prefix; every
+    key starting with it sorts before it plus a 0xFF byte (UTF-8 has none), so the next
+    probe starts above that.
+    """
+    if bounded:
+        bound, delimiter, start, limit = "AND key < $3", "$4", "$5", "$6"
+    else:
+        bound, delimiter, start, limit = "", "$3", "$4", "$5"
+    cut = f"position({delimiter} IN substring(key FROM {start}))"
+    walk_cut = f"position({delimiter} IN substring(walk.key FROM {start}))"
+    return (
+        "WITH RECURSIVE walk(key, n, plain) AS ("
+        f"(SELECT key, 1, {cut} = 0 FROM objects WHERE bucket = $1 AND key >= $2 {bound} "
+        "ORDER BY key LIMIT 1) "
+        "UNION ALL "
+        f"(SELECT nxt.key, walk.n + 1, nxt.plain FROM walk CROSS JOIN LATERAL ("
+        f"SELECT key, {cut} = 0 AS plain FROM objects WHERE bucket = $1 {bound} AND key > "
+        f"substring(walk.key FROM 1 FOR {start} - 2 + {walk_cut} + length({delimiter})) "
+        "|| '\\xff'::bytea ORDER BY key LIMIT 1) nxt "
+        f"WHERE NOT walk.plain AND walk.n < {limit})) "
+        f"SELECT {', '.join('o.' + c.strip() for c in _LIST_COLUMNS.split(','))} "
+        "FROM walk JOIN objects o ON o.bucket = $1 AND o.key = walk.key ORDER BY walk.n"
+    )
+
+
 # A listed version as one row shape, whichever table it comes from.
 _CURRENT_VERSION_COLUMNS: Final = _VERSION_LIST_COLUMNS.format(
     current="true", marker="false", since="NULL::double precision")
@@ -708,6 +739,7 @@ class PostgresStore(MetadataStore):
         self.min_size = min_size
         self.max_size = max(max_size, 1)
         self.list_rows_read = 0
+        self.list_queries = 0  # round trips of object listings (tests prove the walk)
         self._pool: Any = None
 
     # ------------------------------------------------------------------- lifecycle
@@ -1244,8 +1276,9 @@ class PostgresStore(MetadataStore):
         p, d, sa = key_bytes(prefix), key_bytes(delimiter), key_bytes(start_after)
 
         async def read(conn: _Conn) -> ListPage:
-            page, fetched = await _list(conn, bucket, p, d, sa, max_keys)
+            page, fetched, queries = await _list(conn, bucket, p, d, sa, max_keys)
             self.list_rows_read += fetched
+            self.list_queries += queries
             if fetched == 0:  # rows mean the bucket exists; none: make sure it does
                 await _require_bucket(conn, bucket)
             return page
@@ -1788,7 +1821,8 @@ _Query = Callable[[bytes, _Row | None, int], Awaitable[list[_Row]]]
 
 
 async def _seek_scan(
-    query: _Query, prefix: bytes, delimiter: bytes, low: bytes, budget: int
+    query: _Query, prefix: bytes, delimiter: bytes, low: bytes, budget: int,
+    walk: Callable[[bytes, int], Awaitable[list[_Row]]] | None = None,
 ) -> tuple[list[tuple[bytes, _Row | None]], bool, int]:
     """Walk keys >= ``low`` under ``prefix``: ``(items, is_truncated, rows fetched)``.
 
@@ -1799,17 +1833,22 @@ async def _seek_scan(
     brought. Batches adapt: without a delimiter there is nothing to skip, so one query asks
     for everything; with one, a batch that ended inside a common prefix is followed by a
     single-row one (the next key may well start another), and a batch of plain keys by
-    one ``_CHUNK_GROWTH`` times larger.
+    one ``_CHUNK_GROWTH`` times larger. With ``walk`` (``walk(low, limit)``: the rows of
+    common prefixes from ``low`` on, one per prefix, up to and including the first plain
+    key), that single-row step is a walk instead, and a run of common prefixes costs one
+    round trip, not one each.
     """
     items: list[tuple[bytes, _Row | None]] = []
     fetched = 0
     plen = len(prefix)
     chunk = _FIRST_CHUNK if delimiter else budget + 1
     after: _Row | None = None
+    walking = False
     while True:
         want = budget - len(items) + 1  # one more than fits: exact is_truncated
-        limit = min(want, chunk)
-        rows = await query(low, after, limit)
+        limit = want if walking else min(want, chunk)
+        rows = await (walk(low, limit) if walk is not None and walking
+                      else query(low, after, limit))
         fetched += len(rows)
         skipping: bytes | None = None
         for row in rows:
@@ -1827,6 +1866,10 @@ async def _seek_scan(
                 skipping = common
             else:
                 items.append((key, row))
+        if walking and rows and bytes(rows[-1][0]).find(delimiter, plen) < 0:
+            # The walk stopped at a plain key: batches again from there.
+            walking, after, chunk = False, rows[-1], _FIRST_CHUNK
+            continue
         if len(rows) < limit:  # ran dry: nothing is left in the range
             return items, False, fetched
         if skipping is not None:
@@ -1834,27 +1877,42 @@ async def _seek_scan(
             if seek_to is None:  # nothing sorts after this prefix
                 return items, False, fetched
             low, after, chunk = seek_to, None, 1
+            walking = walk is not None
         else:
             after, chunk = rows[-1], chunk * _CHUNK_GROWTH
 
 
 async def _list(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
-                start_after: bytes, max_keys: int) -> tuple[ListPage, int]:
-    """One page of objects and the number of rows fetched."""
+                start_after: bytes, max_keys: int) -> tuple[ListPage, int, int]:
+    """One page of objects, the number of rows fetched and of queries run."""
     low = scan_start(prefix, delimiter, start_after)
     if max_keys <= 0 or low is None:
-        return ListPage([], [], False, None), 0
+        return ListPage([], [], False, None), 0, 0
     high = successor(prefix) if prefix else None
     bounded, unbounded = _list_objects_sql(True), _list_objects_sql(False)
 
+    queries = 0
+
     async def query(start: bytes, after: _Row | None, limit: int) -> list[_Row]:
+        nonlocal queries
+        queries += 1
         if after is not None:
             start = bytes(after[0]) + b"\x00"
         if high is None:
             return cast(list[_Row], await conn.fetch(unbounded, bucket, start, limit))
         return cast(list[_Row], await conn.fetch(bounded, bucket, start, high, limit))
 
-    items, truncated, fetched = await _seek_scan(query, prefix, delimiter, low, max_keys)
+    walk_sql = _walk_prefixes_sql(high is not None)
+
+    async def walk(start: bytes, limit: int) -> list[_Row]:
+        nonlocal queries
+        queries += 1
+        args: list[Any] = [bucket, start, *([high] if high is not None else []),
+                           delimiter, len(prefix) + 1, limit]
+        return cast(list[_Row], await conn.fetch(walk_sql, *args))
+
+    items, truncated, fetched = await _seek_scan(query, prefix, delimiter, low, max_keys,
+                                                 walk if delimiter else None)
     entries: list[ListEntry] = []
     prefixes: list[str] = []
     for key, row in items:
@@ -1864,7 +1922,7 @@ async def _list(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
             entries.append(ListEntry(key.decode("utf-8"), row[1], row[2], row[3], row[4],
                                      row[5], row[6], row[7]))
     next_marker = items[-1][0].decode("utf-8") if truncated else None
-    return ListPage(entries, prefixes, truncated, next_marker), fetched
+    return ListPage(entries, prefixes, truncated, next_marker), fetched, queries
 
 
 def _resumable_query(
