@@ -142,6 +142,30 @@ def test_a_thousand_key_delete_objects_holds_a_bounded_number_of_locks() -> None
     run(main())
 
 
+def test_a_thousand_key_delete_objects_leaves_other_keys_of_the_bucket_writable() -> None:
+    # Held up on one of its keys, a bulk delete must not stall a PUT of another key.
+    async def main() -> None:
+        async with database() as (dsn, conn), opened(dsn) as store:
+            keys = [f"k{i:04}" for i in range(1000)]
+            for key in ("k0500", "k0999"):
+                await store.put_object(obj(key, blob(1)))
+
+            async def put_elsewhere(pid: int) -> None:
+                await asyncio.wait_for(store.put_object(obj("other", blob(2))), 5)
+
+            results = await held_up(
+                conn, "SELECT 1 FROM objects WHERE bucket = $1 AND key = $2 FOR UPDATE",
+                (BUCKET, b"k0500"), store.delete_objects(BUCKET, [(k, None) for k in keys]),
+                put_elsewhere)
+            assert len(results) == 1000
+            assert [r.removed is not None for r in results].count(True) == 2
+            assert await store.get_object(BUCKET, "other") is not None
+            assert (await store.list_objects(BUCKET)).entries[0].key == "other"
+            assert len((await store.list_objects(BUCKET)).entries) == 1
+
+    run(main())
+
+
 def test_bulk_delete_objects_racing_writes_on_its_keys_keeps_one_history_per_key() -> None:
     async def main() -> None:
         async with database() as (dsn, _conn), opened(dsn, "Enabled") as first, \

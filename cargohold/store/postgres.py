@@ -28,11 +28,11 @@ is full every transaction on the server fails with "out of shared memory".
   ``If-None-Match: *`` PUTs of a missing key have exactly one winner, the conditions are
   checked against what is current, and a key's versions get strictly increasing ``seq``
   (max of the database clock in ns, the current version's + 1 and the newest noncurrent
-  one's + 1). DeleteObjects locks its keys up front, or with more than
-  ``_KEY_LOCKS_MAX`` keys, the bucket's lock exclusively instead.
+  one's + 1). DeleteObjects locks its keys up front, in transactions of at most
+  ``_KEY_LOCKS_MAX`` keys.
 * **Bucket locks.** Every write under a bucket (object writes, tags and ACLs, delete
   markers, new uploads) holds an advisory lock on the bucket *shared*; ``delete_bucket``
-  (and a large DeleteObjects) takes it exclusively, so it waits for the writes in flight and
+  takes it exclusively, so it waits for the writes in flight and
   then sees them, and writes that come later find the bucket gone. (Not a row lock on
   ``buckets`` nor a foreign key: those share-lock one hot row on every write, which writes
   a MultiXact and WAL.)
@@ -1225,24 +1225,36 @@ class PostgresStore(MetadataStore):
 
     async def delete_objects(self, bucket: str,
                              items: list[tuple[str, str | None]]) -> list[DeleteResult]:
-        """Delete several (key, version) in one transaction, every key locked up front in
-        lock id order; results aligned with ``items``."""
+        """Delete several (key, version), results aligned with ``items``: in transactions
+        of at most ``_KEY_LOCKS_MAX`` keys, each locking its keys up front in lock id order.
+
+        A lock per key of a 1000-key request would put 1000 entries in the server's shared
+        lock table (max_locks_per_transaction x max_connections: 6400 by default), and a
+        few bulk deletes at once would fill it, failing every transaction on the server
+        with "out of shared memory"; the bucket's lock held exclusively instead would stall
+        every other write to the bucket for the whole request. S3 deletes each key on its
+        own (a DeleteObjects is not atomic), so each chunk commits by itself.
+        """
         encoded = [(k, key_bytes(k), v) for k, v in items]
+        results: list[DeleteResult] = []
+        start = 0
+        while start < len(encoded):
+            chunk: list[tuple[str, bytes, str | None]] = []
+            keys: set[int] = set()
+            for item in encoded[start:]:
+                lock = _key_lock(bucket, item[1])
+                if lock not in keys and len(keys) == _KEY_LOCKS_MAX:
+                    break
+                keys.add(lock)
+                chunk.append(item)
+            start += len(chunk)
 
-        async def op(conn: _Conn) -> list[DeleteResult]:
-            return [await _delete(conn, bucket, k, kb, v, None) for k, kb, v in encoded]
+            async def op(conn: _Conn, chunk: list[tuple[str, bytes, str | None]] = chunk,
+                         ) -> list[DeleteResult]:
+                return [await _delete(conn, bucket, k, kb, v, None) for k, kb, v in chunk]
 
-        if not encoded:
-            return []
-        keys = {_key_lock(bucket, kb) for _, kb, _ in encoded}
-        if len(keys) > _KEY_LOCKS_MAX:
-            # A lock per key would put up to 1000 entries per request in the server's shared
-            # lock table (sized max_locks_per_transaction x max_connections: 6400 by default);
-            # a few bulk deletes at once would fill it, failing every transaction on the
-            # server with "out of shared memory". Every write to a key holds the bucket's lock
-            # shared, so holding it exclusively covers all of the bucket's keys at once.
-            return await self._write(op, locks=[_bucket_lock(bucket)])
-        return await self._write(op, locks=keys, shared=[_bucket_lock(bucket)])
+            results += await self._write(op, locks=keys, shared=[_bucket_lock(bucket)])
+        return results
 
     async def remove_expired_delete_marker(self, bucket: str, key: str) -> str | None:
         """Remove the key's latest delete marker when no other version is left."""
