@@ -34,6 +34,9 @@ class Addressing:
         self._website_host = f"{self.region}-static.{self.domain}"
         # Host header -> (bucket, is the website endpoint), a few distinct.
         self._known: dict[str, tuple[str | None, bool]] = {}
+        # The last request target resolved: a request that leaves the plain-read path is
+        # resolved again by the point-read check and the dispatcher (~3 µs each).
+        self._last: tuple[str, str, Address] | None = None
 
     def host_bucket(self, host: str) -> str | None:
         """The bucket name a virtual-host-style Host header carries, if any (``None`` for a
@@ -71,6 +74,14 @@ class Addressing:
 
     def resolve(self, host: str, raw_path: str) -> Address:
         """Split the request target into bucket and key."""
+        last = self._last
+        if last is not None and last[1] == raw_path and last[0] == host:
+            return last[2]
+        address = self._resolve(host, raw_path)
+        self._last = (host, raw_path, address)
+        return address
+
+    def _resolve(self, host: str, raw_path: str) -> Address:
         bucket, website = self._classify(host)
         path = raw_path[1:] if raw_path.startswith("/") else raw_path
         if website:
