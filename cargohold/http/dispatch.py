@@ -37,14 +37,16 @@ from cargohold.store.base import Bucket, LogRecord
 log = logging.getLogger("cargohold.http")
 
 SERVER_NAME = "cargohold"
-_CONTINUED = "cargohold.continued"  # request key: "100 Continue" was sent
-_BUCKET = "cargohold.bucket"  # request key: the Bucket the request path loaded (or None)
-_BUCKET_NAME = "cargohold.bucket_name"  # request key: the bucket the request names
+# Request storage keys: "100 Continue" was sent; the Bucket the request path loaded (or
+# None); the bucket the request names.
+_CONTINUED = web.RequestKey("continued", bool)
+_BUCKET = web.RequestKey("bucket", object)  # Bucket | None
+_BUCKET_NAME = web.RequestKey("bucket_name", object)  # str | None
 # For the access log: the verified AuthResult, the S3 error code answered, and when the
 # request body's last byte arrived (a list that gets one time.perf_counter()).
-_AUTH = "cargohold.auth"
-_ERROR_CODE = "cargohold.error_code"
-_BODY_END = "cargohold.body_end"
+_AUTH = web.RequestKey("auth", AuthResult)
+_ERROR_CODE = web.RequestKey("error_code", str)
+_BODY_END = web.RequestKey("body_end", list)
 _UNLOADED = object()  # request[_BUCKET] when the request never loaded its bucket
 
 
