@@ -279,15 +279,25 @@ def test_sweep_tmp_removes_only_old_temp_files(blobs: BlobStore) -> None:
 # ------------------------------------------------------------------- BlobCollector
 
 
+async def replace_blob(store: SqliteStore, blobs: BlobStore,
+                       first_age: float = 0) -> tuple[str, str]:
+    """Key "k" written with a blob ``first`` (aged ``first_age`` seconds), then replaced by
+    ``second``: ``first`` is queued for deletion."""
+    first = await write_blob(blobs, b"first")
+    second = await write_blob(blobs, b"second")
+    await store.put_object(record("k", first))
+    if first_age:
+        age(blobs.path(first), first_age)
+    await store.put_object(record("k", second))
+    return first, second
+
+
 def test_collector_deletes_queued_blobs_and_forgets_them(tmp_path: Path) -> None:
     blobs = BlobStore(tmp_path / "data")
 
     async def main() -> None:
         async with sqlite_store(tmp_path) as store:
-            first = await write_blob(blobs, b"first")
-            second = await write_blob(blobs, b"second")
-            await store.put_object(record("k", first))
-            await store.put_object(record("k", second))  # queues `first`
+            first, second = await replace_blob(store, blobs)
             collector = BlobCollector(store, blobs, orphan_grace_seconds=3600,
                                       interval_seconds=60)
             assert await collector.run_once() == (1, 0)
@@ -321,11 +331,8 @@ def test_a_freed_blob_outlives_its_object_by_the_grace_period_even_when_old(
 
     async def main() -> None:
         async with sqlite_store(tmp_path) as store:
-            first = await write_blob(blobs, b"first")
-            second = await write_blob(blobs, b"second")
-            await store.put_object(record("k", first))
-            age(blobs.path(first), 7200)  # old enough for the orphan sweep
-            await store.put_object(record("k", second))  # queues `first`
+            # `first` old enough for the orphan sweep
+            first, second = await replace_blob(store, blobs, first_age=7200)
             collector = BlobCollector(store, blobs, orphan_grace_seconds=3600,
                                       interval_seconds=60, freed_grace_seconds=0.5)
             assert await collector.run_once() == (0, 0)  # in its grace: not an orphan

@@ -1948,29 +1948,44 @@ async def test_sqlite_two_stores_on_one_file_write_concurrently(tmp_path: Path) 
         await second.close()
 
 
+@contextlib.asynccontextmanager
+async def _sqlite_store_with_bucket(path: Path, **options: Any) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(path, **options)
+    await store.open()
+    try:
+        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
+        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.contextmanager
+def _writer_lock_held(database: Path) -> Iterator[None]:
+    """The workers' writer lock of ``database``, held as another worker would."""
+    fd = os.open(database.with_name(database.name + "-writer.lock"), os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 @aio
 async def test_sqlite_writes_queued_while_another_worker_commits_share_one_commit(
         tmp_path: Path) -> None:
     # Workers take turns through a lock file; a writer that waited gathers its batch once
     # it has the lock, so everything queued meanwhile commits together.
-    store = SqliteStore(tmp_path / "m.db")
-    await store.open()
-    try:
-        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
-        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
-        other_worker = os.open(tmp_path / "m.db-writer.lock", os.O_RDWR)
-        fcntl.flock(other_worker, fcntl.LOCK_EX)
-        before = store.commit_count
-        writes = asyncio.gather(*(store.put_object(obj(f"k{i:02d}")) for i in range(50)))
-        await asyncio.sleep(0.2)
-        assert store.commit_count == before  # waiting for its turn
-        fcntl.flock(other_worker, fcntl.LOCK_UN)
-        os.close(other_worker)
+    async with _sqlite_store_with_bucket(tmp_path / "m.db") as store:
+        with _writer_lock_held(tmp_path / "m.db"):
+            before = store.commit_count
+            writes = asyncio.gather(*(store.put_object(obj(f"k{i:02d}")) for i in range(50)))
+            await asyncio.sleep(0.2)
+            assert store.commit_count == before  # waiting for its turn
         await writes
         assert store.commit_count == before + 1
         assert len((await store.list_objects(BUCKET)).entries) == 50
-    finally:
-        await store.close()
 
 
 @aio
@@ -1979,27 +1994,16 @@ async def test_sqlite_writes_are_refused_with_slowdown_while_another_worker_hold
     # A stopped worker holding the writer lock must not hang every other worker's writes:
     # after the lock timeout (SQLite's busy timeout, shortened here) they fail with
     # SlowDown, which SDKs retry, and nothing of them is written.
-    store = SqliteStore(tmp_path / "m.db", lock_timeout=0.3)
-    await store.open()
-    try:
-        await store.create_account(Account(OWNER, "owner", "Owner", "o@example.com", 1.0))
-        await store.create_bucket(Bucket(BUCKET, OWNER, "nyc3", 1.0), 100)
-        stopped_worker = os.open(tmp_path / "m.db-writer.lock", os.O_RDWR)
-        fcntl.flock(stopped_worker, fcntl.LOCK_EX)
-        try:
+    async with _sqlite_store_with_bucket(tmp_path / "m.db", lock_timeout=0.3) as store:
+        with _writer_lock_held(tmp_path / "m.db"):
             started = time.monotonic()
             outcomes = await asyncio.gather(*(store.put_object(obj(f"k{i}")) for i in range(3)),
                                             return_exceptions=True)
             assert time.monotonic() - started >= 0.3
             assert all(isinstance(o, errors.SlowDown) for o in outcomes), outcomes
             assert (await store.list_objects(BUCKET)).entries == []
-        finally:
-            fcntl.flock(stopped_worker, fcntl.LOCK_UN)
-            os.close(stopped_worker)
         await store.put_object(obj("after"))
         assert [e.key for e in (await store.list_objects(BUCKET)).entries] == ["after"]
-    finally:
-        await store.close()
 
 
 class _VmSteps:
