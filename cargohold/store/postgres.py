@@ -412,15 +412,6 @@ _WRITE_CURRENT: Final = (
     "unqueued AS (DELETE FROM blob_deletions WHERE blob_id = ANY($24::text[])), "
     "{data} SELECT 1"
 )
-_REFERENCED_BLOBS: Final = (
-    "SELECT blob_id FROM objects WHERE blob_id = ANY($1::text[]) AND blob_id <> '' "
-    "UNION SELECT blob_id FROM object_parts WHERE blob_id = ANY($1::text[]) "
-    "UNION SELECT blob_id FROM upload_parts WHERE blob_id = ANY($1::text[]) "
-    "UNION SELECT blob_id FROM object_versions WHERE blob_id = ANY($1::text[]) "
-    "AND blob_id <> '' "
-    "UNION SELECT blob_id FROM version_parts WHERE blob_id = ANY($1::text[])"
-)
-_OR_QUEUED: Final = " UNION SELECT blob_id FROM blob_deletions WHERE blob_id = ANY($1::text[])"
 _WRITE_CURRENT_INLINE: Final = _WRITE_CURRENT.format(
     data="data AS (INSERT INTO object_data (bucket, key, data) VALUES ($1, $2, $25) "
          "ON CONFLICT (bucket, key) DO UPDATE SET data = excluded.data)")
@@ -501,6 +492,16 @@ _QUEUE: Final = (
     "ORDER BY n ON CONFLICT (blob_id) DO NOTHING"
 )
 
+# The orphan sweep's question: which of these blob ids does anything still use.
+_REFERENCED_BLOBS: Final = (
+    "SELECT blob_id FROM objects WHERE blob_id = ANY($1::text[]) AND blob_id <> '' "
+    "UNION SELECT blob_id FROM object_parts WHERE blob_id = ANY($1::text[]) "
+    "UNION SELECT blob_id FROM upload_parts WHERE blob_id = ANY($1::text[]) "
+    "UNION SELECT blob_id FROM object_versions WHERE blob_id = ANY($1::text[]) "
+    "AND blob_id <> '' "
+    "UNION SELECT blob_id FROM version_parts WHERE blob_id = ANY($1::text[])"
+)
+_OR_QUEUED: Final = " UNION SELECT blob_id FROM blob_deletions WHERE blob_id = ANY($1::text[])"
 _LIST_COLUMNS: Final = (
     "key, size, etag, last_modified, storage_class, checksum_algorithm, checksum_type, "
     "version_id"

@@ -898,7 +898,6 @@ class SqliteStore(MetadataStore):
         """
         while not self._watchdog_stop.wait(self.lock_timeout / 4):
             refused: list[_WriteOp] = []
-            stop_seen = False
             with self._turn:
                 since = self._waiting_since
                 if since is None or time.monotonic() - since < self.lock_timeout:
@@ -906,15 +905,8 @@ class SqliteStore(MetadataStore):
                 if self._waiting_op is not None:
                     refused.append(self._waiting_op)
                     self._waiting_op = None
-                while True:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stop_seen = True
-                        break
-                    refused.append(item)
+                queued, stop_seen = self._take_queued(None)
+                refused += queued
             if stop_seen:
                 self._queue.put(_STOP)
             if refused:
@@ -926,16 +918,22 @@ class SqliteStore(MetadataStore):
     def _gather(self, first: _WriteOp) -> tuple[list[_WriteOp], bool]:
         """``first`` and what else is queued, up to the batch limit; and whether the stop
         marker came with them."""
-        batch = [first]
-        while len(batch) < self.batch_limit:
+        more, stopping = self._take_queued(self.batch_limit - 1)
+        return [first, *more], stopping
+
+    def _take_queued(self, limit: int | None) -> tuple[list[_WriteOp], bool]:
+        """Up to ``limit`` (``None``: all) queued ops without waiting, and whether the stop
+        marker came up (it ends the take)."""
+        taken: list[_WriteOp] = []
+        while limit is None or len(taken) < limit:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
-                return batch, True
-            batch.append(item)
-        return batch, False
+                return taken, True
+            taken.append(item)
+        return taken, False
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_WriteOp]
