@@ -38,6 +38,10 @@ class Settings:
     max_object_size: int = 5 * 1024**3  # single PUT cap (S3: 5 GiB)
     max_metadata_size: int = 2048  # user metadata cap (S3: 2 KiB)
     max_xml_size: int = 1024 * 1024  # request XML bodies (DeleteObjects with 1000 keys fits)
+    # Uploads and copies that would leave less than this free on the data directory's file
+    # system are refused (507 InsufficientStorage), so deletes (and the metadata writes
+    # they need) still work on a full disk. 0 turns the check off.
+    min_free_bytes: int = 64 * 1024**2
     max_skew_seconds: int = 900
     gc_interval_seconds: float = 60.0
     orphan_grace_seconds: float = 3600.0

@@ -136,6 +136,11 @@ NotImplementedError_ = _error("NotImplemented", "NotImplemented", 501,
 SlowDown = _error("SlowDown", "SlowDown", 503, "Please reduce your request rate.")
 ServiceUnavailable = _error("ServiceUnavailable", "ServiceUnavailable", 503,
                             "Service is unable to handle request.")
+# Not an AWS code (S3 never runs out of space): the file system or the metadata database
+# is full. 507 rather than 500/503, which SDKs retry: a full disk stays full.
+InsufficientStorage = _error("InsufficientStorage", "InsufficientStorage", 507,
+                             "The server has no space left to store this request's data. "
+                             "Delete objects or free disk space, then try again.")
 # CORS (cargohold/cors.py). BadRequest is S3's answer to an OPTIONS without Origin;
 # AccessForbidden to a refused preflight (it carries Method and ResourceType elements).
 BadRequest = _error("BadRequest", "BadRequest", 400, "Bad Request")

@@ -230,7 +230,7 @@ async def start_worker(settings: Settings, index: int,
         ssl_context = tls_context(settings)
     store = open_store(settings)
     await store.open()
-    blobs = BlobStore(settings.data_path)
+    blobs = BlobStore(settings.data_path, min_free_bytes=settings.min_free_bytes)
     services = Services(settings=settings, store=store, blobs=blobs)
     # Every worker buffers its access-log records and writes them to the store's queue.
     access_log = RecordBuffer(store)

@@ -54,6 +54,8 @@ class ServerProcess:
     meta: str = field(default_factory=lambda: default_meta())  # "" = embedded SQLite
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # Runs before the server command (e.g. a wrapper that mounts its data directory).
+    command_prefix: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -67,8 +69,8 @@ class ServerProcess:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cargohold", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--data-dir", str(self.data_dir),
+            [*self.command_prefix, sys.executable, "-m", "cargohold", "serve",
+             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir),
              "--region", REGION, "--workers", "1", *self.extra_args],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cargohold import errors
 from cargohold.checksums import new_hasher
 from cargohold.store import blobs as blob_module
 from cargohold.store.base import Account, Bucket, ObjectRecord, PartRef
@@ -214,12 +215,13 @@ def test_an_exception_inside_the_writer_block_aborts(blobs: BlobStore) -> None:
     assert tmp_files(blobs) == []
 
 
-def test_a_failed_write_fails_the_upload_and_leaves_no_file(blobs: BlobStore,
-                                                            monkeypatch: Any) -> None:
+@pytest.mark.parametrize("full", [errno.ENOSPC, errno.EDQUOT])
+def test_a_write_to_a_full_disk_fails_with_insufficient_storage_and_leaves_no_file(
+        blobs: BlobStore, monkeypatch: Any, full: int) -> None:
     # The write runs on another thread while this one hashes: its error must still
     # surface, and the temp file go, as when both ran on one thread.
     def full_disk(fd: int, chunks: list[bytes]) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(full, os.strerror(full))
 
     monkeypatch.setattr(blob_module, "_write_all", full_disk)
 
@@ -228,11 +230,50 @@ def test_a_failed_write_fails_the_upload_and_leaves_no_file(blobs: BlobStore,
             await writer.write(os.urandom(FLUSH_SIZE + 1))
             await writer.commit()
 
-    with pytest.raises(OSError) as exc:
+    with pytest.raises(errors.InsufficientStorage) as exc:
         asyncio.run(main())
-    assert exc.value.errno == errno.ENOSPC
+    assert isinstance(exc.value.__cause__, OSError) and exc.value.__cause__.errno == full
     assert tmp_files(blobs) == []
     assert list(blobs.iter_blob_ids(time.time() + 60)) == []
+
+
+def test_room_let_in_is_claimed_until_the_free_space_is_asked_again(tmp_path: Path) -> None:
+    # Concurrent uploads must not all take the same free space: what check_room lets in
+    # counts against the free space it last saw (asked at most once a second).
+    stats = os.statvfs(tmp_path)
+    free, mib = stats.f_bavail * stats.f_frsize, 1024 * 1024
+    store = BlobStore(tmp_path / "data", min_free_bytes=max(free - 1000 * mib, 1))
+
+    async def main() -> None:
+        await store.check_room(600 * mib)
+        with pytest.raises(errors.InsufficientStorage):
+            await store.check_room(600 * mib)
+        await store.check_room(0)  # nothing more asked for: still above the reserve
+
+    asyncio.run(main())
+
+
+def test_no_reserve_never_asks_the_file_system(tmp_path: Path, monkeypatch: Any) -> None:
+    store = BlobStore(tmp_path / "data", min_free_bytes=0)
+    monkeypatch.setattr(blob_module, "_free_bytes", lambda path: pytest.fail("asked"))
+    asyncio.run(store.check_room(1 << 60))
+
+
+def test_other_write_errors_stay_os_errors(blobs: BlobStore, monkeypatch: Any) -> None:
+    def broken_disk(fd: int, chunks: list[bytes]) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(blob_module, "_write_all", broken_disk)
+
+    async def main() -> None:
+        async with blobs.open_writer() as writer:
+            await writer.write(os.urandom(FLUSH_SIZE + 1))
+            await writer.commit()
+
+    with pytest.raises(OSError) as exc:
+        asyncio.run(main())
+    assert exc.value.errno == errno.EIO
+    assert tmp_files(blobs) == []
 
 
 def test_a_zero_byte_blob_commits_to_the_empty_id_without_a_file(blobs: BlobStore) -> None:

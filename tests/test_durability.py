@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ServerProcess, make_client
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import ServerProcess, eventually, make_client
 
 
 def blob_files(data_dir: Path) -> set[str]:
@@ -120,5 +125,125 @@ def test_a_freed_blob_waits_out_the_grace_period_before_the_gc_removes_it(
             time.sleep(0.2)
         assert blob_files(data_dir) == set()
         assert time.monotonic() - freed_at >= 3
+    finally:
+        proc.stop()
+
+
+def _on_a_small_file_system(data_dir: Path, mib: int) -> list[str]:
+    """A command prefix that runs the server with ``data_dir`` on a private ``mib`` MiB
+    tmpfs: a user and mount namespace, so no root is needed and nothing outlives it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    prefix = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+              f'mount -t tmpfs -o size={mib}m tmpfs "$0" && exec "$@"', str(data_dir)]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs here: {probe.stderr.decode().strip()}")
+    return prefix
+
+
+def _refusal(call: Callable[[], Any]) -> tuple[int, str]:
+    with pytest.raises(ClientError) as exc:
+        call()
+    return exc.value.response["ResponseMetadata"]["HTTPStatusCode"], exc.value.response[
+        "Error"]["Code"]
+
+
+def test_a_full_disk_refuses_uploads_with_insufficient_storage_and_loses_nothing(
+        tmp_path: Path) -> None:
+    # No reserve: the uploads run into the file system's own ENOSPC.
+    data_dir = tmp_path / "data"
+    proc = ServerProcess(data_dir=data_dir,
+                         extra_args=["--gc-interval-seconds", "0.5", "--min-free-bytes", "0"],
+                         command_prefix=_on_a_small_file_system(data_dir, 16)).start()
+    try:
+        client = make_client(proc.endpoint)
+        client.create_bucket(Bucket="full")
+        kept = os.urandom(6 * 1024 * 1024)
+        client.put_object(Bucket="full", Key="kept", Body=kept)
+
+        too_big = os.urandom(12 * 1024 * 1024)
+        assert _refusal(lambda: client.put_object(Bucket="full", Key="too-big", Body=too_big)
+                        ) == (507, "InsufficientStorage")
+        upload = client.create_multipart_upload(Bucket="full", Key="parts")["UploadId"]
+        assert _refusal(lambda: client.upload_part(Bucket="full", Key="parts", PartNumber=1,
+                                                   UploadId=upload, Body=too_big)
+                        ) == (507, "InsufficientStorage")
+        assert client.list_parts(Bucket="full", Key="parts", UploadId=upload).get(
+            "Parts", []) == []
+        client.abort_multipart_upload(Bucket="full", Key="parts", UploadId=upload)
+
+        # The refused uploads' partial files are gone: another 6 MiB fits beside "kept".
+        fits = os.urandom(6 * 1024 * 1024)
+        client.put_object(Bucket="full", Key="fits", Body=fits)
+        listed = [o["Key"] for o in client.list_objects_v2(Bucket="full")["Contents"]]
+        assert listed == ["fits", "kept"]
+        assert client.get_object(Bucket="full", Key="kept")["Body"].read() == kept
+        assert client.get_object(Bucket="full", Key="fits")["Body"].read() == fits
+        assert _refusal(lambda: client.head_object(Bucket="full", Key="too-big"))[0] == 404
+
+        # Deleting frees the space (through the collector) for the next upload.
+        assert _refusal(lambda: client.put_object(Bucket="full", Key="later", Body=fits)
+                        ) == (507, "InsufficientStorage")
+        client.delete_object(Bucket="full", Key="kept")
+
+        def fits_again() -> bool:
+            try:
+                client.put_object(Bucket="full", Key="later", Body=fits)
+            except ClientError:
+                return False
+            return True
+
+        eventually(fits_again, what="an upload into the space a delete freed")
+        assert client.get_object(Bucket="full", Key="later")["Body"].read() == fits
+    finally:
+        proc.stop()
+
+
+def test_the_free_space_reserve_keeps_deletes_working_on_a_full_disk(tmp_path: Path) -> None:
+    # Filled to the last byte, SQLite had no room in its WAL and refused most deletes; the
+    # reserve stops uploads (and copies) short of that.
+    data_dir = tmp_path / "data"
+    proc = ServerProcess(data_dir=data_dir,
+                         extra_args=["--gc-interval-seconds", "0.5",
+                                     "--min-free-bytes", str(4 * 1024 * 1024)],
+                         command_prefix=_on_a_small_file_system(data_dir, 16)).start()
+    try:
+        client = make_client(proc.endpoint)
+        client.create_bucket(Bucket="reserve")
+        bodies: dict[str, bytes] = {}
+        while True:
+            key, body = f"k{len(bodies):03d}", os.urandom(256 * 1024)
+            try:
+                client.put_object(Bucket="reserve", Key=key, Body=body)
+            except ClientError as exc:
+                assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 507
+                assert exc.response["Error"]["Code"] == "InsufficientStorage"
+                assert "keeps 4194304 bytes" in exc.response["Error"]["Message"]
+                break
+            bodies[key] = body
+            assert len(bodies) < 64, "the reserve never refused an upload"
+        assert len(bodies) >= 20
+        # A ranged part copy writes its bytes anew: refused like an upload.
+        upload = client.create_multipart_upload(Bucket="reserve", Key="copy")["UploadId"]
+        assert _refusal(lambda: client.upload_part_copy(
+            Bucket="reserve", Key="copy", UploadId=upload, PartNumber=1,
+            CopySource={"Bucket": "reserve", "Key": "k000"}, CopySourceRange="bytes=1-262143")
+                        ) == (507, "InsufficientStorage")
+        client.abort_multipart_upload(Bucket="reserve", Key="copy", UploadId=upload)
+
+        for key, body in bodies.items():
+            assert client.get_object(Bucket="reserve", Key=key)["Body"].read() == body
+        for key in bodies:
+            client.delete_object(Bucket="reserve", Key=key)
+        assert "Contents" not in client.list_objects_v2(Bucket="reserve")
+
+        def fits_again() -> bool:
+            try:
+                client.put_object(Bucket="reserve", Key="later", Body=os.urandom(1024 * 1024))
+            except ClientError:
+                return False
+            return True
+
+        eventually(fits_again, what="an upload into the space the deletes freed")
     finally:
         proc.stop()

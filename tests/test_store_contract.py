@@ -2006,6 +2006,35 @@ async def test_sqlite_writes_are_refused_with_slowdown_while_another_worker_hold
         assert [e.key for e in (await store.list_objects(BUCKET)).entries] == ["after"]
 
 
+@aio
+async def test_sqlite_writes_to_a_full_database_fail_with_insufficient_storage(
+        tmp_path: Path) -> None:
+    # SQLite's SQLITE_FULL (the disk, or here max_page_count) is a clear, typed refusal,
+    # alone in its batch or not, and what was stored before stays readable.
+    async with _sqlite_store_with_bucket(tmp_path / "m.db") as store:
+        await store.put_object(dataclasses.replace(obj("kept"), inline=b"k" * 5000, size=5000))
+
+        def cap(pages: int | None) -> Callable[[Any], None]:
+            def op(conn: Any) -> None:
+                limit = pages or conn.execute("PRAGMA page_count").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count = {int(limit)}")
+            return op
+
+        await store._write(cap(None), seen_by_reads=False)
+        big = [dataclasses.replace(obj(f"big{i}"), inline=os.urandom(60_000), size=60_000)
+               for i in range(4)]
+        outcomes = await asyncio.gather(*(store.put_object(o) for o in big),
+                                        return_exceptions=True)
+        assert all(isinstance(o, errors.InsufficientStorage) for o in outcomes), outcomes
+        assert names(await store.list_objects(BUCKET)) == ["kept"]
+        kept = await store.get_object(BUCKET, "kept")
+        assert kept is not None and kept.inline == b"k" * 5000
+
+        await store._write(cap(1 << 30), seen_by_reads=False)
+        await store.put_object(big[0])
+        assert names(await store.list_objects(BUCKET)) == ["big0", "kept"]
+
+
 class _VmSteps:
     """Counts the SQLite VM instructions (in hundreds) run on some connections: what a
     statement costs, whatever plan SQLite picks for it."""

@@ -182,6 +182,8 @@ async def _clone_blobs(ctx: Context, record: ObjectRecord) -> ObjectRecord:
 async def _cloned_source(ctx: Context, source: CopySource,
                          record: ObjectRecord) -> tuple[ObjectRecord, ObjectRecord]:
     """(source record, its clone); reloads a source replaced while it was being linked."""
+    # Linked clones take no room, but the copy's record does: refused once under the reserve.
+    await ctx.services.blobs.check_room(0)
     for _ in range(CLONE_ATTEMPTS):
         try:
             return record, await _clone_blobs(ctx, record)
@@ -217,6 +219,7 @@ async def _write_blob(ctx: Context, plaintext: AsyncIterator[bytes], size: int, 
     """A new blob of the ``size`` bytes of ``plaintext``, sealed with ``cipher`` (its chunks
     bound to ``part``) if given; returns (blob id, MD5 hex of the stored bytes). ``extra``
     hashes the plaintext."""
+    await ctx.services.blobs.check_room(size)
     stored_md5 = hashlib.md5(usedforsecurity=False)
     plain = [extra] if extra is not None else []
     writer: BlobWriter | streams.SealingWriter
@@ -459,6 +462,7 @@ async def _copy_range(ctx: Context, record: ObjectRecord, start: int, length: in
                                           length, number, target, extra)
         sums = {algorithm: checksums.to_b64(extra.digest())} if extra is not None else {}
         return blob_id, etag, sums
+    await ctx.services.blobs.check_room(length)
     md5 = hashlib.md5(usedforsecurity=False)
     hashers = [md5, *([extra] if extra is not None else [])]
     async with ctx.services.blobs.open_writer(hashers) as writer:

@@ -55,6 +55,9 @@ async def receive_body(ctx: Context, max_size: int, also_compute: str = "",
     if ctx.content_length > max_size:
         raise errors.EntityTooLarge(ProposedSize=str(ctx.content_length),
                                     MaxSizeAllowed=str(max_size))
+    # Before the first body byte is read: a client that sent "Expect: 100-continue" is
+    # refused without sending the body.
+    await ctx.services.blobs.check_room(ctx.content_length)
     md5_header = ctx.headers.get("Content-MD5")
     expected_md5 = checksums.parse_content_md5(md5_header) if md5_header is not None else None
     trailer_names = (ctx.headers.get("x-amz-trailer", "").split(",")

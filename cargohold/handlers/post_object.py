@@ -123,6 +123,8 @@ async def post_object(ctx: Context) -> Reply:
     expected_md5 = checksums.parse_content_md5(md5_field) if md5_field is not None else None
     plan = checksums.ChecksumPlan(fields, [])
 
+    # The whole form's length: its file is most of it.
+    await ctx.services.blobs.check_room(ctx.content_length or 0)
     received = await _receive(ctx, form, signed.policy, list(plan.hashers.values()))
     async with freed_if_refused(ctx, [received.blob_id]):
         if signed.policy is not None:

@@ -25,17 +25,20 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import os
 import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from cargohold import errors
 from cargohold.checksums import Hasher
 
 log = logging.getLogger("cargohold.blobs")
@@ -52,6 +55,9 @@ CACHE_LAG: Final = 4 * 1024 * 1024
 _FADVISE: Final = hasattr(os, "posix_fadvise")
 
 _T = TypeVar("_T")
+# The file system (or the user's quota on it) is full.
+_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+_FREE_SPACE_TTL: Final = 1.0  # seconds check_room trusts what statvfs said
 
 # Writes of a flush run here while its thread hashes the same bytes.
 _WRITE_POOL: Final = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cargohold-blob-write")
@@ -65,6 +71,12 @@ def new_blob_id() -> str:
 def is_blob_id(value: object) -> bool:
     """Whether ``value`` is a well-formed blob id."""
     return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def _free_bytes(path: str) -> int:
+    """Bytes an unprivileged writer may still use on the file system of ``path``."""
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
 
 
 def _fsync_dir(path: str) -> None:
@@ -81,11 +93,16 @@ class BlobStore:
     ``executor`` runs file work and hashing; ``None`` uses the event loop's default executor.
     """
 
-    def __init__(self, root: str | Path, executor: Executor | None = None) -> None:
+    def __init__(self, root: str | Path, executor: Executor | None = None, *,
+                 min_free_bytes: int = 0) -> None:
         self.root = Path(root)
         self.blobs_dir = str(self.root / "blobs")
         self.tmp_dir = str(self.root / "tmp")
         self.executor = executor
+        # Space new data may not take (see check_room).
+        self.min_free_bytes = min_free_bytes
+        self._free_bytes = 0  # the file system's free bytes when last asked, less claims
+        self._free_asked = -math.inf  # monotonic time of that
         os.makedirs(self.blobs_dir, exist_ok=True)
         os.makedirs(self.tmp_dir, exist_ok=True)
 
@@ -106,8 +123,37 @@ class BlobStore:
         return BlobWriter(self, hashers)
 
     async def run(self, fn: Callable[[], _T]) -> _T:
-        """Run blocking file work on the store's executor."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+        """Run blocking file work on the store's executor; a full file system is
+        ``InsufficientStorage`` (with the ``OSError`` as its cause)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise errors.InsufficientStorage() from exc
+            raise
+
+    async def check_room(self, incoming: int) -> None:
+        """``InsufficientStorage`` unless ``incoming`` more bytes leave ``min_free_bytes``
+        free on the blobs' file system.
+
+        The reserve keeps deletes working on a full disk: SQLite needs room in its WAL to
+        delete a row (without it, a disk filled to the last byte refused most deletes).
+        The free space is asked at most once a second, in a thread (``statvfs`` on a
+        network file system is a round trip); bytes let in are claimed against it until
+        then, so concurrent uploads cannot all take the same room.
+        """
+        if self.min_free_bytes <= 0:
+            return
+        now = time.monotonic()
+        if now - self._free_asked >= _FREE_SPACE_TTL:
+            self._free_bytes = await self.run(lambda: _free_bytes(self.blobs_dir))
+            self._free_asked = now
+        if self._free_bytes - incoming < self.min_free_bytes:
+            raise errors.InsufficientStorage(
+                f"The server keeps {self.min_free_bytes} bytes of its disk free and has "
+                f"{max(self._free_bytes, 0)} free: {incoming} more do not fit. Delete "
+                f"objects or free disk space, then try again.")
+        self._free_bytes -= incoming
 
     async def delete(self, blob_ids: Iterable[str]) -> int:
         """Remove committed blobs (in a thread); missing files are fine. Returns files removed.

@@ -679,7 +679,13 @@ _BUSY: Final = (asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError,
 
 
 def _as_s3_error(exc: BaseException) -> errors.S3Error:
-    err: errors.S3Error = errors.SlowDown() if isinstance(exc, _BUSY) else errors.InternalError()
+    err: errors.S3Error
+    if isinstance(exc, _BUSY):
+        err = errors.SlowDown()
+    elif isinstance(exc, asyncpg.DiskFullError):  # the database server's disk
+        err = errors.InsufficientStorage()
+    else:
+        err = errors.InternalError()
     err.__cause__ = exc
     return err
 

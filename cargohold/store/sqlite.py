@@ -600,9 +600,21 @@ def _is_busy(exc: BaseException) -> bool:
     )
 
 
+def _is_full(exc: BaseException) -> bool:
+    # The database file or its WAL could not grow: the disk (or max_page_count) is full.
+    return (isinstance(exc, sqlite3.Error)
+            and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL)
+
+
 def _as_s3_error(exc: BaseException) -> errors.S3Error:
     """A fresh S3 error for a failure that hit a whole batch (one instance per future)."""
-    err: errors.S3Error = errors.SlowDown() if _is_busy(exc) else errors.InternalError()
+    err: errors.S3Error
+    if _is_busy(exc):
+        err = errors.SlowDown()
+    elif _is_full(exc):
+        err = errors.InsufficientStorage()
+    else:
+        err = errors.InternalError()
     err.__cause__ = exc
     return err
 
@@ -958,7 +970,7 @@ class SqliteStore(MetadataStore):
                     raise
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
-                results.append((exc, None))
+                results.append((_as_s3_error(exc) if _is_full(exc) else exc, None))
                 continue
             conn.execute("RELEASE op")
             results.append((None, value))
