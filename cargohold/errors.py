@@ -15,6 +15,10 @@ class S3Error(Exception):
     status: int = 500
     default_message: str = "We encountered an internal error. Please try again."
 
+    # Set when the write may have been committed after all (the metadata store's
+    # connection was lost with its COMMIT in flight): whatever it points at must stay.
+    outcome_unknown: bool = False
+
     def __init__(self, message: str | None = None, **fields: str) -> None:
         self.message = message or self.default_message
         # Extra XML elements S3 puts into some errors (e.g. BucketName, Key, ArgumentName).

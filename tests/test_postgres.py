@@ -9,18 +9,27 @@ connections are made with ``pg_terminate_backend``. Skipped without a PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from cargohold import errors
 from cargohold.store import postgres
 from cargohold.store.base import Account, Bucket, ObjectRecord, Upload, UploadedPart
 from cargohold.store.postgres import PostgresStore
+from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, make_client
 from tests.pgserver import fresh_database_dsn
 
 OWNER = "a" * 64
@@ -339,3 +348,87 @@ def test_a_database_that_stops_answering_fails_requests_in_bounded_time(
             assert record is not None and record.blob_id == blob(1)
 
     run(main())
+
+
+# ------------------------------------------------------- a COMMIT whose answer is lost
+
+
+class _CommitCutter:
+    """A TCP proxy in front of PostgreSQL that cuts a session just after PostgreSQL has
+    answered the COMMIT of a transaction carrying ``marker`` (in a statement's
+    parameters): the transaction is committed, but the client never hears so."""
+
+    def __init__(self, dsn: str) -> None:
+        parts = urlsplit(dsn)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.marker = b""
+        self.cut = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._session, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self.dsn = urlunsplit(parts._replace(
+            netloc=parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{self.port}"))
+        self._thread.start()
+
+    async def _session(self, client_in: asyncio.StreamReader,
+                       client_out: asyncio.StreamWriter) -> None:
+        server_in, server_out = await asyncio.open_connection(*self.target)
+        marked = cutting = False
+
+        async def upstream() -> None:
+            nonlocal marked, cutting
+            while data := await client_in.read(65536):
+                if b"BEGIN" in data:  # a new transaction: asyncpg's BEGIN is a simple query
+                    marked = False
+                if self.marker and self.marker in data:
+                    marked = True
+                if marked and b"COMMIT\x00" in data and not self.cut.is_set():
+                    cutting = True
+                server_out.write(data)
+                await server_out.drain()
+
+        async def downstream() -> None:
+            while data := await server_in.read(65536):
+                if cutting:  # PostgreSQL's answer to that COMMIT: never passed on
+                    self.cut.set()
+                    break
+                client_out.write(data)
+                await client_out.drain()
+
+        pumps = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        with contextlib.suppress(OSError):
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for pump in pumps:
+            pump.cancel()
+        client_out.transport.abort()
+        server_out.transport.abort()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+def test_an_upload_whose_commit_answer_is_lost_keeps_its_blob(tmp_path: Path) -> None:
+    # The store cannot tell whether a COMMIT it lost the connection over landed: its
+    # error must not make the handler free the blob, or a committed object would point
+    # at nothing.
+    cutter = _CommitCutter(fresh_database_dsn())
+    proc = ServerProcess(data_dir=tmp_path / "data", meta=cutter.dsn).start()
+    try:
+        client = make_client(proc.endpoint)
+        client.create_bucket(Bucket="cut")
+        once = boto3.client("s3", endpoint_url=proc.endpoint, aws_access_key_id=ACCESS_KEY,
+                            aws_secret_access_key=SECRET_KEY, region_name=REGION,
+                            config=Config(retries={"total_max_attempts": 1}))
+        body = os.urandom(300 * 1024)  # a blob, not inline
+        cutter.marker = b"lost-commit-answer"
+        with pytest.raises(ClientError) as exc:
+            once.put_object(Bucket="cut", Key="lost-commit-answer", Body=body)
+        assert cutter.cut.is_set()
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert client.get_object(Bucket="cut", Key="lost-commit-answer")["Body"].read() == body
+    finally:
+        proc.stop()
+        cutter.close()

@@ -162,7 +162,8 @@ async def read_small_body(ctx: Context, limit: int) -> bytes:
 async def freed_if_refused(ctx: Context, blob_ids: Iterable[str]) -> AsyncIterator[None]:
     """Wrap the commit of a record that points at ``blob_ids``: if the block raises an S3
     error (the store refused it, or a check failed first), nothing references them, so
-    they are removed now.
+    they are removed now. Not when the error's ``outcome_unknown`` (a COMMIT that may have
+    landed): the orphan sweep removes them if nothing does reference them.
 
     Not on cancellation: a write queued to the store still commits after its awaiter is
     gone, and deleting the blobs then would leave a committed record pointing at nothing.
@@ -172,7 +173,7 @@ async def freed_if_refused(ctx: Context, blob_ids: Iterable[str]) -> AsyncIterat
     ids = [blob_id for blob_id in blob_ids if blob_id]
     try:
         yield
-    except errors.S3Error:
-        if ids:
+    except errors.S3Error as exc:
+        if ids and not exc.outcome_unknown:
             await ctx.services.blobs.delete(ids)
         raise

@@ -678,7 +678,9 @@ _BUSY: Final = (asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError,
                 asyncpg.TransactionRollbackError, TimeoutError, ConnectionRefusedError)
 
 
-def _as_s3_error(exc: BaseException) -> errors.S3Error:
+def _as_s3_error(exc: BaseException, committing: bool = False) -> errors.S3Error:
+    """The S3 error for a driver failure; ``committing``: it came with COMMIT in flight
+    (or after it was sent), so the transaction may have landed."""
     err: errors.S3Error
     if isinstance(exc, _BUSY):
         err = errors.SlowDown()
@@ -687,6 +689,7 @@ def _as_s3_error(exc: BaseException) -> errors.S3Error:
     else:
         err = errors.InternalError()
     err.__cause__ = exc
+    err.outcome_unknown = committing
     return err
 
 
@@ -865,7 +868,7 @@ class PostgresStore(MetadataStore):
             except errors.S3Error:
                 raise
             except TimeoutError as exc:
-                raise _as_s3_error(exc) from exc
+                raise _as_s3_error(exc, committing) from exc
             except _RETRY as exc:
                 if attempt == _ATTEMPTS:
                     raise _as_s3_error(exc) from exc
@@ -873,7 +876,7 @@ class PostgresStore(MetadataStore):
                 await _backoff(attempt)
             except _LOST as exc:
                 if committing or attempt == _ATTEMPTS:  # a COMMIT in flight may have landed
-                    raise _as_s3_error(exc) from exc
+                    raise _as_s3_error(exc, committing) from exc
                 await _backoff(attempt)
             except Exception as exc:
                 raise _as_s3_error(exc) from exc
@@ -892,14 +895,14 @@ class PostgresStore(MetadataStore):
                     sent = True
                     return await getattr(conn, method)(sql, *args)
             except TimeoutError as exc:
-                raise _as_s3_error(exc) from exc
+                raise _as_s3_error(exc, sent) from exc
             except _RETRY as exc:
                 if attempt == _ATTEMPTS:
                     raise _as_s3_error(exc) from exc
                 await _backoff(attempt)
             except _LOST as exc:
                 if sent or attempt == _ATTEMPTS:
-                    raise _as_s3_error(exc) from exc
+                    raise _as_s3_error(exc, sent) from exc
                 await _backoff(attempt)
             except Exception as exc:
                 raise _as_s3_error(exc) from exc
