@@ -2099,6 +2099,28 @@ async def test_sqlite_a_versioned_write_does_not_scan_the_buckets_delete_markers
 
 
 @aio
+async def test_sqlite_finding_no_due_blob_deletions_reads_none_of_those_in_their_grace(
+        tmp_path: Path) -> None:
+    # With --freed-blob-grace-seconds, every GC pass asks for the rows past their grace;
+    # the answer must not cost a read of every row still inside it.
+    cost: dict[int, int] = {}
+    for count in (10, 3000):
+        async with _sqlite_store_with_bucket(tmp_path / f"q{count}.db",
+                                             read_threads=1) as store:
+            keys = [f"k{i:05d}" for i in range(count)]
+            for start in range(0, count, 1000):
+                await asyncio.gather(*(store.put_object(obj(k, blob(i + 1)))
+                                       for i, k in enumerate(keys[start:start + 1000],
+                                                             start)))
+                await store.delete_objects(BUCKET, [(k, None) for k in keys[start:start + 1000]])
+            assert len(await store.pending_blob_deletions(limit=5000)) == count
+            with _VmSteps(*store._readers) as steps:
+                assert await store.pending_blob_deletions(queued_before=time.time() - 60) == []
+            cost[count] = steps.count
+    assert cost[3000] <= 2 * cost[10] + 5, cost
+
+
+@aio
 async def test_sqlite_resuming_a_version_listing_inside_a_key_does_not_scan_later_keys(
         tmp_path: Path) -> None:
     # A page that ends inside a key's versions is resumed with that key's older versions:
