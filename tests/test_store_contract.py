@@ -2035,6 +2035,29 @@ async def test_sqlite_writes_to_a_full_database_fail_with_insufficient_storage(
         assert names(await store.list_objects(BUCKET)) == ["big0", "kept"]
 
 
+@aio
+async def test_sqlite_close_does_not_hang_behind_another_process_holding_the_writer_lock(
+        tmp_path: Path) -> None:
+    # A shutdown must finish even if a stopped worker never releases the lock: the writer
+    # waiting for it is left behind, its queued writes refused with SlowDown.
+    async with _sqlite_store_with_bucket(tmp_path / "m.db", lock_timeout=0.3) as store:
+        with _writer_lock_held(tmp_path / "m.db"):
+            write = asyncio.ensure_future(store.put_object(obj("stuck")))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            await store.close()
+            assert time.monotonic() - started < 3
+            with pytest.raises(errors.SlowDown):
+                await write
+    reopened = SqliteStore(tmp_path / "m.db")
+    await reopened.open()
+    try:
+        assert await reopened.get_object(BUCKET, "stuck") is None
+        assert await reopened.get_bucket(BUCKET) is not None
+    finally:
+        await reopened.close()
+
+
 class _VmSteps:
     """Counts the SQLite VM instructions (in hundreds) run on some connections: what a
     statement costs, whatever plan SQLite picks for it."""

@@ -734,13 +734,23 @@ class SqliteStore(MetadataStore):
         self._counts_generations = version >= _CACHE_GENERATION_SCHEMA
 
     async def close(self) -> None:
-        """Commit what is queued, stop the threads, close all connections."""
+        """Commit what is queued, stop the threads, close all connections.
+
+        A writer still blocked on the workers' lock file well past ``lock_timeout``
+        (another process stopped while holding it) is left behind, with its connection,
+        rather than hang the shutdown: its queued writes were refused by the watchdog, and
+        it is a daemon thread.
+        """
         if self._writer is None:
             return
         self._closed = True
         self._queue.put(_STOP)
         writer, self._writer = self._writer, None
-        await asyncio.to_thread(writer.join)
+        await asyncio.to_thread(writer.join, 2 * self.lock_timeout + 1)
+        abandoned = writer.is_alive()
+        if abandoned:
+            log.error("sqlite writer still waits for %s-writer.lock held by another process; "
+                      "closing without it", self.path.name)
         if self._watchdog is not None:
             self._watchdog_stop.set()
             await asyncio.to_thread(self._watchdog.join)
@@ -754,7 +764,7 @@ class SqliteStore(MetadataStore):
             conn.close()
         # The writer's connection closes last: the last connection to close checkpoints
         # the WAL into the database file and removes it.
-        if self._write_conn is not None:
+        if self._write_conn is not None and not abandoned:
             with contextlib.suppress(sqlite3.Error):
                 self._write_conn.execute("PRAGMA optimize")
             self._write_conn.close()
