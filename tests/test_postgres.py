@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -27,7 +28,14 @@ from botocore.exceptions import ClientError
 
 from cargohold import errors
 from cargohold.store import postgres
-from cargohold.store.base import Account, Bucket, ObjectRecord, Upload, UploadedPart
+from cargohold.store.base import (
+    Account,
+    Bucket,
+    ObjectRecord,
+    PartRef,
+    Upload,
+    UploadedPart,
+)
 from cargohold.store.postgres import PostgresStore
 from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, make_client
 from tests.pgserver import fresh_database_dsn
@@ -147,6 +155,51 @@ def test_a_thousand_key_delete_objects_holds_a_bounded_number_of_locks() -> None
             page = await store.list_object_versions(BUCKET, max_keys=2000)
             assert len(page.entries) == 1001
             assert await store.get_object(BUCKET, "k0000") is None
+
+    run(main())
+
+
+def test_delete_objects_in_an_unversioned_bucket_removes_each_chunk_in_one_statement(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Key by key, a 1000-key request took ~3,000 round trips (~600 ms here); the keys of a
+    # bucket that never had versioning go in one statement per lock chunk instead, with
+    # the same results and the same blobs queued.
+    per_key: list[str] = []
+    real_delete = postgres._delete
+
+    async def counted(*args: Any) -> Any:
+        per_key.append(args[2])  # (conn, bucket, key, ...)
+        return await real_delete(*args)
+
+    monkeypatch.setattr(postgres, "_delete", counted)
+
+    async def main() -> None:
+        async with database() as (dsn, _conn), opened(dsn) as store:
+            multipart = dataclasses.replace(obj("parts", "", BUCKET), parts=(
+                PartRef(1, blob(9001), 5, "1" * 32), PartRef(2, blob(9002), 5, "2" * 32)))
+            inline = dataclasses.replace(obj("inline"), inline=b"tiny")
+            await store.put_object(multipart)
+            await store.put_object(inline)
+            keys = [f"k{i:04d}" for i in range(100)]
+            await asyncio.gather(*(store.put_object(obj(k, blob(i + 1)))
+                                   for i, k in enumerate(keys)))
+            items: list[tuple[str, str | None]] = [
+                (k, None) for k in [*keys, "parts", "inline", "missing", "k0000"]]
+            results = await store.delete_objects(BUCKET, items)
+            assert per_key == []
+            removed = [r.removed.key if r.removed else None for r in results]
+            assert removed == [*keys, "parts", "inline", None, None]
+            assert all(r.version_id is None and not r.delete_marker for r in results)
+            assert (await store.list_objects(BUCKET)).entries == []
+            queued = set(await store.pending_blob_deletions(limit=5000))
+            assert queued == {blob(i + 1) for i in range(100)} | {blob(9001), blob(9002)}
+            assert await store.get_object(BUCKET, "inline") is None
+
+            await store.set_bucket_versioning(BUCKET, "Suspended")
+            await store.put_object(obj("later", blob(5000)))
+            results = await store.delete_objects(BUCKET, [("later", None)])
+            assert per_key == ["later"]  # a versioned bucket's deletes make markers
+            assert results[0].delete_marker
 
     run(main())
 

