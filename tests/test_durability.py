@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import ServerProcess, eventually, make_client
+from tests.test_post_object import error_of, post, presign
 
 
 def blob_files(data_dir: Path) -> set[str]:
@@ -226,7 +227,11 @@ def test_the_free_space_reserve_keeps_deletes_working_on_a_full_disk(tmp_path: P
             bodies[key] = body
             assert len(bodies) < 64, "the reserve never refused an upload"
         assert len(bodies) >= 20
-        # A ranged part copy writes its bytes anew: refused like an upload.
+        # A browser POST and a ranged part copy write their bytes anew: refused as well.
+        url, fields = presign(client, "reserve", "posted")
+        posted = post(url, fields, ("posted.bin", os.urandom(256 * 1024), "text/plain"))
+        assert posted.status == 507, posted.body
+        assert error_of(posted)[0] == "InsufficientStorage"
         upload = client.create_multipart_upload(Bucket="reserve", Key="copy")["UploadId"]
         assert _refusal(lambda: client.upload_part_copy(
             Bucket="reserve", Key="copy", UploadId=upload, PartNumber=1,

@@ -2010,7 +2010,8 @@ async def test_sqlite_writes_are_refused_with_slowdown_while_another_worker_hold
 async def test_sqlite_writes_to_a_full_database_fail_with_insufficient_storage(
         tmp_path: Path) -> None:
     # SQLite's SQLITE_FULL (the disk, or here max_page_count) is a clear, typed refusal,
-    # alone in its batch or not, and what was stored before stays readable.
+    # and what was stored before stays readable. (SQLite rolls the whole transaction back
+    # on it, so the batch fails as a whole: the writer's batch-failure path maps it.)
     async with _sqlite_store_with_bucket(tmp_path / "m.db") as store:
         await store.put_object(dataclasses.replace(obj("kept"), inline=b"k" * 5000, size=5000))
 

@@ -477,19 +477,8 @@ _DISCARD_VERSION: Final = (
 )
 _DISCARD_ANY_VERSION: Final = _DISCARD_VERSION.format(older="")
 _DISCARD_OLD_VERSION: Final = _DISCARD_VERSION.format(older="AND noncurrent_since < $5")
-# Delete the current object for good and queue its blobs; rows: the object columns.
-_DELETE_CURRENT: Final = (
-    "WITH cur AS (DELETE FROM objects WHERE bucket = $1 AND key = $2 "
-    f"RETURNING {_OBJECT_COLUMNS}), "
-    "dat AS (DELETE FROM object_data WHERE bucket = $1 AND key = $2), "
-    "prt AS (DELETE FROM object_parts WHERE bucket = $1 AND key = $2 "
-    "RETURNING number, blob_id), "
-    "queued AS (INSERT INTO blob_deletions (blob_id, queued_at) SELECT b, $3 FROM "
-    "(SELECT 0 AS n, blob_id AS b FROM cur UNION ALL SELECT number, blob_id FROM prt) s "
-    "WHERE b <> '' ORDER BY n ON CONFLICT (blob_id) DO NOTHING) "
-    "SELECT * FROM cur"
-)
-# _DELETE_CURRENT for many keys of a bucket that never had versioning: one round trip.
+# Delete the current objects of keys ($2, a bytea[]) with their inline bytes and manifest
+# rows, queueing their blobs: one statement for one key or a chunk of a DeleteObjects.
 _DELETE_CURRENTS: Final = (
     "WITH cur AS (DELETE FROM objects WHERE bucket = $1 AND key = ANY($2::bytea[]) "
     f"RETURNING {_OBJECT_COLUMNS}), "
@@ -1782,7 +1771,7 @@ async def _discard_version(conn: _Conn, bucket: str, key: str, kb: bytes, versio
 
 
 async def _delete_current(conn: _Conn, bucket: str, key: str, kb: bytes) -> ObjectRecord | None:
-    row = await conn.fetchrow(_DELETE_CURRENT, bucket, kb, time.time())
+    row = await conn.fetchrow(_DELETE_CURRENTS, bucket, [kb], time.time())
     return None if row is None else _record(bucket, key, row, data=False)
 
 

@@ -988,7 +988,7 @@ class SqliteStore(MetadataStore):
                     raise
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
-                results.append((_as_s3_error(exc) if _is_full(exc) else exc, None))
+                results.append((exc, None))
                 continue
             conn.execute("RELEASE op")
             results.append((None, value))
