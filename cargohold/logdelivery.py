@@ -28,7 +28,7 @@ import logging
 import time
 from collections import defaultdict
 
-from cargohold import accesslog
+from cargohold import accesslog, errors
 from cargohold.handlers.intake import INLINE_MAX
 from cargohold.periodic import run_periodically
 from cargohold.store.base import LogRecord, MetadataStore, ObjectRecord
@@ -152,6 +152,11 @@ class LogDeliverer:
                     written += await self._deliver(target, batch)
                     if len(batch) < self.batch_limit:
                         break
+            except errors.InsufficientStorage as exc:
+                # The disk is full (or down to its reserve): every target would be refused
+                # alike. The records stay queued until deletes make room.
+                log.warning("access logs stay queued, not delivered: %s", exc.message)
+                break
             except Exception:
                 # One failing target must not starve the others: its records stay queued
                 # and are tried again next round.
@@ -187,6 +192,9 @@ class LogDeliverer:
     async def _log_object(self, bucket: str, prefix: str, data: bytes) -> ObjectRecord:
         """The log file's record: its bytes inline when small, else a blob written now
         (durable before the metadata commit, as for any PUT)."""
+        # Log files take the room uploads do (inline ones too, in the metadata database):
+        # refused past the free-space reserve, so that deletes keep working.
+        await self.blobs.check_room(len(data))
         now = time.time()
         md5 = hashlib.md5(usedforsecurity=False)
         if len(data) <= INLINE_MAX:

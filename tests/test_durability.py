@@ -255,3 +255,59 @@ def test_the_free_space_reserve_keeps_deletes_working_on_a_full_disk(tmp_path: P
         eventually(fits_again, what="an upload into the space the deletes freed")
     finally:
         proc.stop()
+
+
+def test_access_logs_wait_in_their_queue_while_the_disk_is_down_to_its_reserve(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    proc = ServerProcess(data_dir=data_dir,
+                         extra_args=["--gc-interval-seconds", "0.5",
+                                     "--log-delivery-interval-seconds", "1",
+                                     "--min-free-bytes", str(4 * 1024 * 1024)],
+                         command_prefix=_on_a_small_file_system(data_dir, 16)).start()
+    try:
+        client = make_client(proc.endpoint)
+        client.create_bucket(Bucket="src")
+        client.create_bucket(Bucket="logs")
+        client.put_bucket_logging(Bucket="src", BucketLoggingStatus={
+            "LoggingEnabled": {"TargetBucket": "logs", "TargetPrefix": "l/"}})
+        keys = []
+        # Blobs (not inline objects, which a PostgreSQL store keeps in its database) until
+        # less than the smallest blob is left above the reserve.
+        for size in (256 * 1024, 64 * 1024 + 1):
+            while True:
+                key = f"k{len(keys):03d}"
+                try:
+                    client.put_object(Bucket="src", Key=key, Body=os.urandom(size))
+                except ClientError as exc:
+                    assert exc.response["Error"]["Code"] == "InsufficientStorage"
+                    break
+                keys.append(key)
+                assert len(keys) < 200, "the reserve never refused an upload"
+
+        def delivered() -> str:
+            listed = client.list_objects_v2(Bucket="logs").get("Contents", [])
+            return "".join(client.get_object(Bucket="logs", Key=item["Key"])["Body"].read()
+                           .decode() for item in listed)
+
+        def delivery_refused() -> bool:
+            # Records of ~400 bytes: a second's worth makes a log file too big to be kept
+            # inline, so it is a blob with either store.
+            for _ in range(250):
+                client.list_objects_v2(Bucket="src", MaxKeys=1)
+            return "access logs stay queued, not delivered" in proc.log()
+
+        eventually(delivery_refused, what="a refused delivery")
+        # Refused records stay queued, and every later log file holds them too: none fits.
+        missing = "marker-while-full"
+        _refusal(lambda: client.head_object(Bucket="src", Key=missing))
+        time.sleep(2.5)  # two delivery passes
+        assert missing not in delivered()
+
+        for key in keys:
+            client.delete_object(Bucket="src", Key=key)
+        eventually(lambda: missing in delivered(), what="delivery once deletes made room")
+        line = next(line for line in delivered().splitlines() if missing in line)
+        assert "REST.HEAD.OBJECT" in line and " 404 NoSuchKey " in line
+    finally:
+        proc.stop()
