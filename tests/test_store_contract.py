@@ -862,6 +862,23 @@ async def test_upload_listings_roll_up_and_paginate_with_both_markers(
 
 
 @aio
+async def test_a_delimited_upload_listing_walks_past_common_prefixes(
+    store: MetadataStore,
+) -> None:
+    keys = [f"dir{p:03d}/u{i}" for p in range(100) for i in range(5)] + ["dir050", "top"]
+    await asyncio.gather(*(store.create_upload(upload(f"id-{n:04d}", key, initiated=1.0))
+                           for n, key in enumerate(keys)))
+    queries_before = counter(store, "list_queries")
+    page = await store.list_uploads(BUCKET, delimiter="/")
+    assert page.common_prefixes == [f"dir{p:03d}/" for p in range(100)]
+    assert [u.key for u in page.uploads] == ["dir050", "top"]
+    assert not page.is_truncated
+    if queries_before is not None:  # a round-trip store: runs of prefixes come in walks
+        queries = (counter(store, "list_queries") or 0) - queries_before
+        assert queries <= 6, f"{queries} queries for 100 common prefixes"
+
+
+@aio
 async def test_old_uploads_are_found_for_expiry(store: MetadataStore) -> None:
     await store.create_upload(upload("old", initiated=10.0))
     await store.create_upload(upload("new", initiated=1000.0))
@@ -1488,6 +1505,30 @@ async def test_version_listing_honours_the_prefix_and_rolls_up_common_prefixes(
                                                                 ("a/d/e", False)]
     page = await store.list_object_versions(BUCKET, delimiter="/")
     assert (page.entries, page.common_prefixes) == ([], ["a/", "b/"])
+
+
+@aio
+async def test_a_delimited_version_listing_walks_past_common_prefixes(
+        store: MetadataStore) -> None:
+    await enable(store)
+    plain = ["dir050", "dir070.txt", "top"]  # walks stop at these, then go on
+    await put_all(store, [f"dir{p:03d}/v{i}" for p in range(100) for i in range(5)] + plain)
+    # Every fifth prefix holds nothing but keys whose latest version is a delete marker:
+    # those keys have no current row, only versions.
+    await asyncio.gather(*(store.delete_object(BUCKET, f"dir{p:03d}/v{i}")
+                           for p in range(0, 100, 5) for i in range(5)))
+    queries_before = counter(store, "list_queries")
+    page = await store.list_object_versions(BUCKET, delimiter="/", max_keys=1000)
+    assert page.common_prefixes == [f"dir{p:03d}/" for p in range(100)]
+    assert [e.key for e in page.entries] == plain
+    assert not page.is_truncated
+    if queries_before is not None:  # a round-trip store: runs of prefixes come in walks
+        queries = (counter(store, "list_queries") or 0) - queries_before
+        assert queries <= 8, f"{queries} queries for 100 common prefixes"
+    page = await store.list_object_versions(BUCKET, delimiter="/", max_keys=60)
+    assert page.common_prefixes == [f"dir{p:03d}/" for p in range(59)]
+    assert [e.key for e in page.entries] == ["dir050"]
+    assert page.is_truncated and page.next_key_marker == "dir058/"
 
 
 @aio

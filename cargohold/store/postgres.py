@@ -538,34 +538,44 @@ def _list_objects_sql(bounded: bool) -> str:
             f"ORDER BY key LIMIT {limit}")
 
 
-def _walk_prefixes_sql(bounded: bool) -> str:
-    """Rows from ``$2`` on (below ``$3`` when ``bounded``), one per common prefix, each
-    found by one index probe past the last prefix (``$4`` the delimiter, ``$5`` one past
-    the listing prefix's length), until the first key that is no common prefix (included)
-    or ``limit`` rows: many common prefixes in one round trip instead of one each.
+def _walk_prefixes_sql(tables: Sequence[str], bounded: bool) -> str:
+    """Keys of ``tables`` from ``$2`` on (below ``$3`` when ``bounded``), one per common
+    prefix, each found by one index probe per table past the last prefix (``$4`` the
+    delimiter, ``$5`` one past the listing prefix's length), until the first key that is
+    no common prefix (included) or ``limit`` keys: many common prefixes in one round trip
+    instead of one each.
 
     A key's common prefix ends after the first delimiter past the listing prefix; every
     key starting with it sorts before it plus a 0xFF byte (UTF-8 has none), so the next
-    probe starts above that.
+    probe starts above that. With several tables (a version listing's keys are in
+    ``objects`` and ``object_versions``) each step takes the least of their next keys.
     """
     if bounded:
         bound, delimiter, start, limit = "AND key < $3", "$4", "$5", "$6"
     else:
         bound, delimiter, start, limit = "", "$3", "$4", "$5"
-    cut = f"position({delimiter} IN substring(key FROM {start}))"
-    walk_cut = f"position({delimiter} IN substring(walk.key FROM {start}))"
+
+    def least_key(condition: str) -> str:
+        probes = [f"(SELECT key FROM {table} WHERE bucket = $1 AND {condition} {bound} "
+                  "ORDER BY key LIMIT 1)" for table in tables]
+        if len(probes) == 1:
+            return probes[0]
+        return f"(SELECT key FROM ({' UNION ALL '.join(probes)}) AS probe ORDER BY key LIMIT 1)"
+
+    def plain(column: str) -> str:
+        return f"position({delimiter} IN substring({column} FROM {start})) = 0"
+
+    past_prefix = (f"key > substring(walk.key FROM 1 FOR {start} - 2 + "
+                   f"position({delimiter} IN substring(walk.key FROM {start})) + "
+                   f"length({delimiter})) || '\\xff'::bytea")
     return (
         "WITH RECURSIVE walk(key, n, plain) AS ("
-        f"(SELECT key, 1, {cut} = 0 FROM objects WHERE bucket = $1 AND key >= $2 {bound} "
-        "ORDER BY key LIMIT 1) "
+        f"(SELECT first.key, 1, {plain('first.key')} FROM {least_key('key >= $2')} AS first) "
         "UNION ALL "
-        f"(SELECT nxt.key, walk.n + 1, nxt.plain FROM walk CROSS JOIN LATERAL ("
-        f"SELECT key, {cut} = 0 AS plain FROM objects WHERE bucket = $1 {bound} AND key > "
-        f"substring(walk.key FROM 1 FOR {start} - 2 + {walk_cut} + length({delimiter})) "
-        "|| '\\xff'::bytea ORDER BY key LIMIT 1) nxt "
+        f"(SELECT nxt.key, walk.n + 1, {plain('nxt.key')} "
+        f"FROM walk CROSS JOIN LATERAL {least_key(past_prefix)} AS nxt "
         f"WHERE NOT walk.plain AND walk.n < {limit})) "
-        f"SELECT {', '.join('o.' + c.strip() for c in _LIST_COLUMNS.split(','))} "
-        "FROM walk JOIN objects o ON o.bucket = $1 AND o.key = walk.key ORDER BY walk.n"
+        "SELECT key FROM walk ORDER BY n"
     )
 
 
@@ -759,7 +769,7 @@ class PostgresStore(MetadataStore):
         self.min_size = min_size
         self.max_size = max(max_size, 1)
         self.list_rows_read = 0
-        self.list_queries = 0  # round trips of object listings (tests prove the walk)
+        self.list_queries = 0  # round trips of listings (tests prove the prefix walk)
         self._pool: Any = None
 
     # ------------------------------------------------------------------- lifecycle
@@ -1339,9 +1349,11 @@ class PostgresStore(MetadataStore):
         p, d, km = key_bytes(prefix), key_bytes(delimiter), key_bytes(key_marker)
 
         async def read(conn: _Conn) -> VersionPage:
+            trips = _Trips()
             page, fetched = await _list_versions(conn, bucket, p, d, km, version_id_marker,
-                                                 max_keys)
+                                                 max_keys, trips)
             self.list_rows_read += fetched
+            self.list_queries += trips.count
             if fetched == 0:
                 await _require_bucket(conn, bucket)
             return page
@@ -1480,8 +1492,11 @@ class PostgresStore(MetadataStore):
         p, d, km = key_bytes(prefix), key_bytes(delimiter), key_bytes(key_marker)
 
         async def read(conn: _Conn) -> UploadPage:
+            trips = _Trips()
             page, fetched = await _list_uploads(conn, bucket, p, d, km, upload_id_marker,
-                                                max_uploads)
+                                                max_uploads, trips)
+            self.list_rows_read += fetched
+            self.list_queries += trips.count
             if fetched == 0:
                 await _require_bucket(conn, bucket)
             return page
@@ -1890,10 +1905,10 @@ async def _seek_scan(
     brought. Batches adapt: without a delimiter there is nothing to skip, so one query asks
     for everything; with one, a batch that ended inside a common prefix is followed by a
     single-row one (the next key may well start another), and a batch of plain keys by
-    one ``_CHUNK_GROWTH`` times larger. With ``walk`` (``walk(low, limit)``: the rows of
-    common prefixes from ``low`` on, one per prefix, up to and including the first plain
-    key), that single-row step is a walk instead, and a run of common prefixes costs one
-    round trip, not one each.
+    one ``_CHUNK_GROWTH`` times larger. With ``walk`` (``walk(low, limit)``: one key per
+    common prefix from ``low`` on, up to and including the first plain key), that
+    single-row step is a walk instead, and a run of common prefixes costs one round trip,
+    not one each; batches start again at the plain key it stopped at.
     """
     items: list[tuple[bytes, _Row | None]] = []
     fetched = 0
@@ -1907,6 +1922,10 @@ async def _seek_scan(
         rows = await (walk(low, limit) if walk is not None and walking
                       else query(low, after, limit))
         fetched += len(rows)
+        stopped_at: bytes | None = None  # the plain key a walk stopped at
+        if walking and rows and bytes(rows[-1][0]).find(delimiter, plen) < 0:
+            stopped_at = bytes(rows[-1][0])
+            rows = rows[:-1]
         skipping: bytes | None = None
         for row in rows:
             key: bytes = row[0]
@@ -1923,9 +1942,8 @@ async def _seek_scan(
                 skipping = common
             else:
                 items.append((key, row))
-        if walking and rows and bytes(rows[-1][0]).find(delimiter, plen) < 0:
-            # The walk stopped at a plain key: batches again from there.
-            walking, after, chunk = False, rows[-1], _FIRST_CHUNK
+        if stopped_at is not None:  # batches again, from that key on
+            walking, low, after, chunk = False, stopped_at, None, _FIRST_CHUNK
             continue
         if len(rows) < limit:  # ran dry: nothing is left in the range
             return items, False, fetched
@@ -1939,6 +1957,33 @@ async def _seek_scan(
             after, chunk = rows[-1], chunk * _CHUNK_GROWTH
 
 
+class _Trips:
+    """Round trips a listing made (tests prove the prefix walk by them)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _prefix_walk(
+    conn: _Conn, tables: Sequence[str], bucket: str, prefix: bytes, delimiter: bytes,
+    trips: _Trips,
+) -> Callable[[bytes, int], Awaitable[list[_Row]]] | None:
+    """The ``walk`` :func:`_seek_scan` takes for a listing of ``tables`` (None without a
+    delimiter: there is nothing to roll up)."""
+    if not delimiter:
+        return None
+    high = successor(prefix) if prefix else None
+    sql = _walk_prefixes_sql(tables, high is not None)
+
+    async def walk(start: bytes, limit: int) -> list[_Row]:
+        trips.count += 1
+        args: list[Any] = [bucket, start, *([high] if high is not None else []),
+                           delimiter, len(prefix) + 1, limit]
+        return cast(list[_Row], await conn.fetch(sql, *args))
+
+    return walk
+
+
 async def _list(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
                 start_after: bytes, max_keys: int) -> tuple[ListPage, int, int]:
     """One page of objects, the number of rows fetched and of queries run."""
@@ -1947,29 +1992,18 @@ async def _list(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
         return ListPage([], [], False, None), 0, 0
     high = successor(prefix) if prefix else None
     bounded, unbounded = _list_objects_sql(True), _list_objects_sql(False)
-
-    queries = 0
+    trips = _Trips()
 
     async def query(start: bytes, after: _Row | None, limit: int) -> list[_Row]:
-        nonlocal queries
-        queries += 1
+        trips.count += 1
         if after is not None:
             start = bytes(after[0]) + b"\x00"
         if high is None:
             return cast(list[_Row], await conn.fetch(unbounded, bucket, start, limit))
         return cast(list[_Row], await conn.fetch(bounded, bucket, start, high, limit))
 
-    walk_sql = _walk_prefixes_sql(high is not None)
-
-    async def walk(start: bytes, limit: int) -> list[_Row]:
-        nonlocal queries
-        queries += 1
-        args: list[Any] = [bucket, start, *([high] if high is not None else []),
-                           delimiter, len(prefix) + 1, limit]
-        return cast(list[_Row], await conn.fetch(walk_sql, *args))
-
-    items, truncated, fetched = await _seek_scan(query, prefix, delimiter, low, max_keys,
-                                                 walk if delimiter else None)
+    walk = _prefix_walk(conn, ("objects",), bucket, prefix, delimiter, trips)
+    items, truncated, fetched = await _seek_scan(query, prefix, delimiter, low, max_keys, walk)
     entries: list[ListEntry] = []
     prefixes: list[str] = []
     for key, row in items:
@@ -1979,12 +2013,12 @@ async def _list(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
             entries.append(ListEntry(key.decode("utf-8"), row[1], row[2], row[3], row[4],
                                      row[5], row[6], row[7]))
     next_marker = items[-1][0].decode("utf-8") if truncated else None
-    return ListPage(entries, prefixes, truncated, next_marker), fetched, queries
+    return ListPage(entries, prefixes, truncated, next_marker), fetched, trips.count
 
 
 def _resumable_query(
     conn: _Conn, sql_for: Callable[[bool, bool], str], bucket: str, prefix: bytes,
-    resume: Callable[[_Row], list[Any]],
+    resume: Callable[[_Row], list[Any]], trips: _Trips,
 ) -> Callable[[bytes, _Row | None, int], Awaitable[list[_Row]]]:
     """The ``query`` :func:`_seek_scan` steps through for a listing with several rows per
     key (uploads, versions): from ``start``, or right after the row ``after`` (its key, then
@@ -1993,6 +2027,7 @@ def _resumable_query(
     sql = {(b, a): sql_for(b, a) for b in (False, True) for a in (False, True)}
 
     async def query(start: bytes, after: _Row | None, limit: int) -> list[_Row]:
+        trips.count += 1
         args: list[Any] = [bucket, bytes(after[0]) if after is not None else start]
         if high is not None:
             args.append(high)
@@ -2006,7 +2041,7 @@ def _resumable_query(
 
 async def _list_uploads(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
                         key_marker: bytes, upload_id_marker: str,
-                        max_uploads: int) -> tuple[UploadPage, int]:
+                        max_uploads: int, trips: _Trips) -> tuple[UploadPage, int]:
     """One page of uploads: the marker key's later uploads first, then later keys."""
     low = scan_start(prefix, delimiter, key_marker)
     if max_uploads <= 0:
@@ -2034,9 +2069,11 @@ async def _list_uploads(conn: _Conn, bucket: str, prefix: bytes, delimiter: byte
         items = [(bytes(r[0]), r) for r in same_key[:max_uploads]]
     if not truncated and low is not None:
         query = _resumable_query(conn, _list_uploads_sql, bucket, prefix,
-                                 lambda after: [after[5], after[1]])  # initiated, upload_id
+                                 lambda after: [after[5], after[1]],  # initiated, upload_id
+                                 trips)
+        walk = _prefix_walk(conn, ("uploads",), bucket, prefix, delimiter, trips)
         more, truncated, scanned = await _seek_scan(query, prefix, delimiter, low,
-                                                    max_uploads - len(items))
+                                                    max_uploads - len(items), walk)
         fetched += scanned
         items += more
     uploads = [_upload(row, 1) for _, row in items if row is not None]
@@ -2050,7 +2087,7 @@ async def _list_uploads(conn: _Conn, bucket: str, prefix: bytes, delimiter: byte
 
 async def _list_versions(conn: _Conn, bucket: str, prefix: bytes, delimiter: bytes,
                          key_marker: bytes, version_id_marker: str,
-                         max_keys: int) -> tuple[VersionPage, int]:
+                         max_keys: int, trips: _Trips) -> tuple[VersionPage, int]:
     """One page of versions: the marker key's older versions first, then later keys."""
     low = scan_start(prefix, delimiter, key_marker)
     if max_keys <= 0:
@@ -2075,9 +2112,13 @@ async def _list_versions(conn: _Conn, bucket: str, prefix: bytes, delimiter: byt
             items = [(bytes(r[0]), r) for r in same_key[:max_keys]]
     if not truncated and low is not None:
         query = _resumable_query(conn, _list_versions_sql, bucket, prefix,
-                                 lambda after: [after[1]])  # seq
+                                 lambda after: [after[1]], trips)  # seq
+        # A key's versions are in both tables (its current one in objects, unless a
+        # delete marker is the latest), so the walk probes both.
+        walk = _prefix_walk(conn, ("objects", "object_versions"), bucket, prefix,
+                            delimiter, trips)
         more, truncated, scanned = await _seek_scan(query, prefix, delimiter, low,
-                                                    max_keys - len(items))
+                                                    max_keys - len(items), walk)
         fetched += scanned
         items += more
     entries = [
