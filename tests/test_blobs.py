@@ -276,6 +276,118 @@ def test_other_write_errors_stay_os_errors(blobs: BlobStore, monkeypatch: Any) -
     assert tmp_files(blobs) == []
 
 
+def gated_writes(monkeypatch: Any) -> tuple[threading.Event, list[int]]:
+    """Make blob file writes wait for the returned gate; the list counts bytes written."""
+    gate, written = threading.Event(), [0]
+    real_write_all = blob_module._write_all
+
+    def write_all(fd: int, chunks: list[bytes]) -> None:
+        gate.wait(10)
+        real_write_all(fd, chunks)
+        written[0] += sum(len(c) for c in chunks)
+
+    monkeypatch.setattr(blob_module, "_write_all", write_all)
+    return gate, written
+
+
+def test_receiving_runs_at_most_two_buffers_ahead_of_the_disk(
+        blobs: BlobStore, monkeypatch: Any) -> None:
+    gate, written = gated_writes(monkeypatch)
+    data = os.urandom(8 * FLUSH_SIZE)
+    md5 = hashlib.md5(usedforsecurity=False)
+
+    async def main() -> tuple[int, int, str]:
+        async with blobs.open_writer([md5]) as writer:
+            async def upload() -> None:
+                for pos in range(0, len(data), FLUSH_SIZE):
+                    await writer.write(data[pos : pos + FLUSH_SIZE])
+
+            task = asyncio.create_task(upload())
+            await asyncio.sleep(0.3)  # the disk is stuck: the upload must stop and wait
+            accepted, stuck = writer.size, written[0]
+            assert not task.done()
+            gate.set()
+            await task
+            return accepted, stuck, await writer.commit()
+
+    accepted, stuck, blob_id = asyncio.run(main())
+    # One buffer being written, one queued behind it, one filling: memory stays bounded.
+    assert stuck == 0 and accepted == (blob_module.MAX_QUEUED + 1) * FLUSH_SIZE
+    assert Path(blobs.path(blob_id)).read_bytes() == data
+    assert md5.hexdigest() == hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def test_a_long_upload_does_not_keep_a_worker_thread_to_itself(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    executor = ThreadPoolExecutor(max_workers=1)
+    blobs = BlobStore(tmp_path / "data", executor)
+    data = os.urandom(24 * FLUSH_SIZE)
+
+    async def main() -> tuple[int, int]:
+        seen: list[int] = []
+        async with blobs.open_writer([hashlib.md5(usedforsecurity=False)]) as writer:
+            async def other_work() -> None:
+                await asyncio.sleep(0.01)
+                await blobs.run(lambda: None)
+                seen.append(writer.size)
+
+            other = asyncio.create_task(other_work())
+            for pos in range(0, len(data), FLUSH_SIZE // 4):
+                await writer.write(data[pos : pos + FLUSH_SIZE // 4])
+            await writer.commit()
+            await other
+        return seen[0], writer.size
+
+    try:
+        size_then, size = asyncio.run(main())
+    finally:
+        executor.shutdown()
+    # The one thread went to the other job between batches, long before the upload ended.
+    assert size_then <= size // 2
+
+
+def test_a_failed_write_stops_the_upload_at_its_next_buffer(
+        blobs: BlobStore, monkeypatch: Any) -> None:
+    def full_disk(fd: int, chunks: list[bytes]) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(blob_module, "_write_all", full_disk)
+    accepted: list[int] = []
+
+    async def main() -> None:
+        async with blobs.open_writer([hashlib.md5(usedforsecurity=False)]) as writer:
+            for _ in range(64):
+                await writer.write(os.urandom(FLUSH_SIZE))
+                accepted.append(writer.size)
+            await writer.commit()
+
+    with pytest.raises(errors.InsufficientStorage):
+        asyncio.run(main())
+    # The error reached a write() long before the 64 MiB were all taken in.
+    assert len(accepted) < 8
+    assert tmp_files(blobs) == []
+
+
+def test_an_abort_while_the_disk_is_stuck_writes_nothing_more_and_leaves_no_file(
+        blobs: BlobStore, monkeypatch: Any) -> None:
+    gate, written = gated_writes(monkeypatch)
+
+    async def main() -> None:
+        writer = blobs.open_writer([hashlib.md5(usedforsecurity=False)])
+        for _ in range(blob_module.MAX_QUEUED):
+            await writer.write(os.urandom(FLUSH_SIZE))
+        await asyncio.sleep(0.05)
+        aborting = asyncio.create_task(writer.abort())
+        await asyncio.sleep(0.05)
+        gate.set()
+        await aborting
+
+    asyncio.run(main())
+    assert written[0] <= FLUSH_SIZE  # the buffer in hand at most, not the one queued
+    assert tmp_files(blobs) == []
+
+
 def test_a_zero_byte_blob_commits_to_the_empty_id_without_a_file(blobs: BlobStore) -> None:
     assert asyncio.run(write_blob(blobs, b"")) == ""
     assert tmp_files(blobs) == []

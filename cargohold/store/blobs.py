@@ -11,9 +11,11 @@ refuses anything that is not 32 lower-case hex characters.
 A :class:`BlobWriter` buffers what the handler gives it and, about every MiB, feeds the
 buffer to the hashers in a worker thread while another thread writes it, so the event loop
 never hashes and never touches the disk, and a flush takes as long as the slower of the
-two rather than both (measured on a 256 MiB PUT: ~305 -> ~340 MB/s). One buffer is in
-flight while the next fills, so receiving and hashing overlap; memory stays bounded at
-about two buffers.
+two rather than both (measured on a 256 MiB PUT: ~305 -> ~340 MB/s). Full buffers queue
+for one worker-thread job that takes the next as soon as it has written one (up to
+MAX_QUEUED behind the disk, then receiving waits): the thread does not idle until the
+loop gets round to handing the next one over (~390 -> ~414 MB/s, medians of 8 runs
+here). Memory stays bounded at about three buffers.
 
 Zero-byte blobs: :meth:`BlobWriter.commit` returns ``""`` and creates no file
 (``ObjectRecord.blob_id == ""`` means an empty object; serve an empty body, no path).
@@ -32,6 +34,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -45,6 +48,12 @@ log = logging.getLogger("cargohold.blobs")
 
 _ID_RE: Final = re.compile(r"[0-9a-f]{32}")
 FLUSH_SIZE: Final = 1024 * 1024
+# Buffers handed to the worker-thread side and not yet written: the bound on a writer's
+# memory (with the one filling) and how far receiving may run ahead of hashing.
+MAX_QUEUED: Final = 2
+# Buffers one worker-thread job flushes before it gives its thread back (and the loop
+# schedules the next job): a fast upload must not hold an executor thread to itself.
+DRAIN_BATCH: Final = 4
 # A blob that grows past CACHE_KEEP bytes is not kept in the page cache: as it is written,
 # the pages more than CACHE_LAG behind the end are written back and dropped, and the rest
 # after the fsync. A large upload is rarely read back at once, and new page-cache pages
@@ -355,7 +364,17 @@ class BlobWriter:
         self.size = 0  # bytes accepted so far
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._pending: asyncio.Future[None] | None = None
+        # Loop side and thread side, under _queue_lock: the buffers handed over and not yet
+        # written (the head is the one being written), whether a job is draining them, and
+        # whether one failed (later buffers are refused; its future holds the error).
+        self._queue: deque[list[bytes]] = deque()
+        self._queue_lock = threading.Lock()
+        self._draining = False
+        self._failed = False
+        self._wanted = False  # the loop waits for news from the thread side
+        self._pending: asyncio.Future[None] | None = None  # the latest drain job
+        self._waiter: asyncio.Future[None] | None = None  # the loop, waiting for the queue
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._fd: int | None = None  # the temp file, opened at the first flush
         self._written = 0  # thread side: bytes in the temp file
         # Thread side: the ranges [_drop_from, _drop_to) of the temp file already asked to
@@ -363,6 +382,7 @@ class BlobWriter:
         self._drop_from = 0
         self._drop_to = 0
         self._done = False  # committed or aborted (loop side)
+        self._aborted_soon = False  # abort started: no more drain jobs (read by threads)
         self._touched = False  # some file work was scheduled (loop side)
         # Thread side: serializes flush / commit / discard, so an abort that races an
         # in-flight flush waits for it, and a flush that starts after an abort does nothing.
@@ -391,12 +411,8 @@ class BlobWriter:
         self._buffered += len(data)
         self.size += len(data)
         if self._buffered >= FLUSH_SIZE:
-            # Keep at most one flush in flight: hashers must see the bytes in order, and
-            # waiting here is the backpressure that bounds memory.
-            await self._wait_pending()
             chunks, self._chunks, self._buffered = self._chunks, [], 0
-            self._touched = True
-            self._pending = asyncio.ensure_future(self.store.run(lambda: self._flush(chunks)))
+            await self._hand_over(chunks)
 
     async def write_files(self, segments: Sequence[tuple[str, int, int]]) -> None:
         """Append the bytes of ``(path, offset, length)`` file segments (server-side copy).
@@ -434,6 +450,7 @@ class BlobWriter:
         if self._done:
             return
         self._done = True
+        self._aborted_soon = True
         self._chunks = []
         pending, self._pending = self._pending, None
         if pending is not None:
@@ -442,17 +459,103 @@ class BlobWriter:
         if self._touched:
             await self.store.run(self._discard)
 
-    async def _wait_pending(self) -> None:
-        if self._pending is not None:
+    async def _hand_over(self, chunks: list[bytes]) -> None:
+        """Queue a full buffer for the thread side, waiting while MAX_QUEUED are queued.
+
+        One job drains the queue in order (hashers must see the bytes in order), taking the
+        next buffer as soon as it has written one rather than when the loop gets round to
+        handing it over; waiting here is the backpressure that bounds memory.
+        """
+        self._touched = True
+        while True:
+            with self._queue_lock:
+                failed = self._failed
+                if not failed and len(self._queue) < MAX_QUEUED:
+                    self._queue.append(chunks)
+                    start, self._draining = not self._draining, True
+                    break
+                self._wanted = True
+            if failed:
+                await self._raise_failure()
+            await self._wait_for_queue()
+        if start:
+            self._start_drain()
+
+    def _start_drain(self) -> None:
+        if self._aborted_soon:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._pending = asyncio.ensure_future(self.store.run(self._drain))
+        self._pending.add_done_callback(self._wake)
+
+    async def _wait_for_queue(self) -> None:
+        """Until the thread side has written a buffer (or stopped)."""
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
             # shield: cancelling the caller must not detach us from a flush still running.
-            await asyncio.shield(self._pending)
-            self._pending = None
+            await asyncio.shield(waiter)
+        finally:
+            self._waiter = None
+
+    def _wake(self, _: object = None) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _raise_failure(self) -> None:
+        assert self._pending is not None
+        await asyncio.shield(self._pending)  # raises the failed flush's error
+        raise RuntimeError("blob writer flush failed")  # unreachable: it raised
+
+    async def _wait_pending(self) -> None:
+        """Until every buffer handed over is written; the first flush error if any."""
+        while True:
+            with self._queue_lock:
+                draining, failed = self._draining, self._failed
+                self._wanted = draining
+            if failed:
+                await self._raise_failure()
+            if not draining:
+                return
+            await self._wait_for_queue()
 
     # --- worker-thread side ---
 
-    def _flush(self, chunks: list[bytes]) -> None:
-        with self._lock:
-            self._flush_locked(chunks)
+    def _drain(self) -> None:
+        """Write and hash queued buffers in order: up to DRAIN_BATCH, then hand the
+        thread back and have the loop schedule the rest."""
+        try:
+            with self._lock:
+                for _ in range(DRAIN_BATCH):
+                    with self._queue_lock:
+                        if not self._queue or self._aborted_soon:
+                            self._queue.clear()
+                            self._draining = False
+                            return
+                        chunks = self._queue[0]
+                    self._flush_locked(chunks)
+                    with self._queue_lock:
+                        self._queue.popleft()
+                        wanted, self._wanted = self._wanted, False
+                    if wanted:
+                        self._notify()
+                with self._queue_lock:
+                    if not self._queue:
+                        self._draining = False
+                        return
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._start_drain)
+        except BaseException:
+            with self._queue_lock:
+                self._failed = True
+                self._queue.clear()
+                self._draining = False
+            raise
+
+    def _notify(self) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            self._loop.call_soon_threadsafe(self._wake)
 
     def _flush_locked(self, chunks: list[bytes]) -> None:
         if self._aborted:
