@@ -14,6 +14,7 @@ import fcntl
 import functools
 import os
 import random
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -2239,6 +2240,72 @@ async def test_sqlite_unversioned_writes_run_no_more_statements_than_before_vers
     finally:
         writer.set_trace_callback(None)
     assert all(counts[name] <= most for name, _, most in budget), counts
+
+
+class _CommitFails(sqlite3.Connection):
+    """A connection whose next COMMIT fails as a failed WAL fsync does: SQLite ends the
+    transaction itself and reports SQLITE_IOERR_FSYNC."""
+
+    fail_next = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and _CommitFails.fail_next:
+            _CommitFails.fail_next = False
+            super().execute("ROLLBACK")
+            error = sqlite3.OperationalError("disk I/O error")
+            error.sqlite_errorcode = sqlite3.SQLITE_IOERR_FSYNC  # type: ignore[attr-defined]
+            raise error
+        return super().execute(sql, *args)
+
+
+@aio
+async def test_sqlite_a_commit_that_failed_in_io_may_have_landed_so_its_blobs_must_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect",
+                        functools.partial(real_connect, factory=_CommitFails))
+    store = SqliteStore(tmp_path / "m.db")
+    await _open_with_owner_and_bucket(store)
+    try:
+        _CommitFails.fail_next = True
+        with pytest.raises(errors.InternalError) as failed:
+            await store.put_object(obj("k", blob(1)))
+        # The frames may be in the WAL: a restart could replay the write, so the handler
+        # must not free the blob it points at (freed_if_refused leaves it to the sweep).
+        assert failed.value.outcome_unknown
+        assert isinstance(failed.value.__cause__, sqlite3.OperationalError)
+        assert await store.get_object(BUCKET, "k") is None
+        # The store goes on: the next write commits.
+        await store.put_object(obj("k", blob(2)))
+        got = await store.get_object(BUCKET, "k")
+        assert got is not None and got.blob_id == blob(2)
+    finally:
+        await store.close()
+
+
+@aio
+async def test_sqlite_a_commit_refused_inside_its_transaction_did_not_land(
+        sqlite_store: SqliteStore) -> None:
+    # A COMMIT SQLite refuses to run leaves the transaction open: it is rolled back, and
+    # the outcome is known, so the handler frees the new blobs at once.
+    writer = sqlite_store._write_conn
+    assert writer is not None
+
+    def no_commit(action: int, arg1: str | None, *_: Any) -> int:
+        if action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    writer.set_authorizer(no_commit)
+    try:
+        with pytest.raises(errors.InternalError) as failed:
+            await sqlite_store.put_object(obj("k", blob(1)))
+    finally:
+        writer.set_authorizer(None)
+    assert not failed.value.outcome_unknown
+    assert await sqlite_store.get_object(BUCKET, "k") is None
+    await sqlite_store.put_object(obj("k", blob(2)))
+    assert await sqlite_store.get_object(BUCKET, "k") is not None
 
 
 def test_sqlite_successor_carries_past_0xff_bytes() -> None:

@@ -614,9 +614,28 @@ def _is_full(exc: BaseException) -> bool:
             and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL)
 
 
+class _CommitMayHaveLanded(Exception):
+    """COMMIT failed with an I/O error after SQLite had ended the transaction itself: the
+    WAL frames it was writing or syncing may be on disk all the same, and recovery at the
+    next open would replay a complete commit (the cause is the sqlite3 error)."""
+
+
+def _is_io_error(exc: BaseException) -> bool:
+    return (isinstance(exc, sqlite3.Error)
+            and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_IOERR)
+
+
 def _as_s3_error(exc: BaseException) -> errors.S3Error:
-    """A fresh S3 error for a failure that hit a whole batch (one instance per future)."""
+    """A fresh S3 error for a failure that hit a whole batch (one instance per future).
+
+    After a COMMIT that may have landed it is ``outcome_unknown``: whatever the writes
+    point at (new blobs) must stay, for the orphan sweep to judge later.
+    """
     err: errors.S3Error
+    uncertain = isinstance(exc, _CommitMayHaveLanded) and exc.__cause__ is not None
+    if uncertain:
+        assert exc.__cause__ is not None
+        exc = exc.__cause__
     if _is_busy(exc):
         err = errors.SlowDown()
     elif _is_full(exc):
@@ -624,6 +643,7 @@ def _as_s3_error(exc: BaseException) -> errors.S3Error:
     else:
         err = errors.InternalError()
     err.__cause__ = exc
+    err.outcome_unknown = uncertain
     return err
 
 
@@ -996,7 +1016,15 @@ class SqliteStore(MetadataStore):
         if seen and self._counts_generations:
             conn.execute("UPDATE cache_generation SET n = n + 1")
         self.write_count += len(batch)
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # Still in the transaction (busy, refused): nothing landed, the caller rolls
+            # back. A full disk leaves no complete commit frame in the WAL. An I/O error
+            # (a failed write or fsync) may have left one.
+            if not conn.in_transaction and _is_io_error(exc):
+                raise _CommitMayHaveLanded() from exc
+            raise
         self.commit_count += 1
         return results
 
