@@ -27,6 +27,7 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from cargohold import accesslog, errors
 from cargohold.handlers.intake import INLINE_MAX
@@ -41,6 +42,9 @@ FLUSH_RECORDS = 500  # a buffer this full is written at once
 MAX_BUFFERED = 100_000  # past this (the store failing for a while), new records are dropped
 DELIVERY_BATCH = 10_000  # records per log file at most (a few MiB)
 CONTENT_TYPE = "text/plain"
+# Room a queued record may take in the metadata store, for the free-space reserve (a
+# record's row is ~300-500 bytes with its index entry).
+RECORD_ROOM = 512
 
 
 class RecordBuffer:
@@ -53,8 +57,14 @@ class RecordBuffer:
     """
 
     def __init__(self, store: MetadataStore, interval_seconds: float = FLUSH_INTERVAL,
-                 batch_size: int = FLUSH_RECORDS, max_buffered: int = MAX_BUFFERED) -> None:
+                 batch_size: int = FLUSH_RECORDS, max_buffered: int = MAX_BUFFERED,
+                 check_room: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.store = store
+        # InsufficientStorage when the disk is down to its reserve (BlobStore.check_room):
+        # records then wait here, up to max_buffered, so that requests (deletes above all)
+        # never grow the queue into the room kept for deletes.
+        self.check_room = check_room
+        self._held = False  # the last flush was refused for room (logged once)
         self.interval_seconds = interval_seconds
         self.batch_size = batch_size
         self.max_buffered = max_buffered
@@ -85,9 +95,11 @@ class RecordBuffer:
         took no effect (its savepoint or its transaction was rolled back, or it was never
         queued), so nothing repeats.
         """
-        records, self._records = self._records, []
-        if not records:
+        if not self._records:
             return 0
+        if self.check_room is not None:
+            await self.check_room(len(self._records) * RECORD_ROOM)
+        records, self._records = self._records, []
         try:
             await self.store.append_log_records(records)
         except Exception:
@@ -110,6 +122,9 @@ class RecordBuffer:
         await asyncio.sleep(0)  # records of responses that just finished
         try:
             await self.flush()
+        except errors.InsufficientStorage as exc:
+            log.warning("access-log records lost at shutdown: %d (%s)", len(self._records),
+                        exc.message)
         except Exception:
             log.exception("access-log records lost at shutdown: %d", len(self._records))
 
@@ -120,9 +135,19 @@ class RecordBuffer:
             self._wake.clear()
             try:
                 await self.flush()
+            except errors.InsufficientStorage as exc:
+                if not self._held:
+                    log.warning("access-log records held in memory, not queued (%d "
+                                "buffered): %s", len(self._records), exc.message)
+                    self._held = True
+                continue
             except Exception:
                 log.warning("access-log records not written yet (%d buffered); retrying",
                             len(self._records), exc_info=True)
+                continue
+            if self._held:
+                log.info("access-log records queued again: the disk has room")
+                self._held = False
 
 
 class LogDeliverer:

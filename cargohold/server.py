@@ -233,7 +233,7 @@ async def start_worker(settings: Settings, index: int,
     blobs = BlobStore(settings.data_path, min_free_bytes=settings.min_free_bytes)
     services = Services(settings=settings, store=store, blobs=blobs)
     # Every worker buffers its access-log records and writes them to the store's queue.
-    access_log = RecordBuffer(store)
+    access_log = RecordBuffer(store, check_room=blobs.check_room)
     dispatcher = Dispatcher(services, access_log)
     inline = store.point_reads_inline
     plain_reads = PlainReads(services, dispatcher.addressing) if inline and PLAIN_READS else None

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cargohold import accesslog, errors
-from cargohold.logdelivery import LogDeliverer
+from cargohold.logdelivery import LogDeliverer, RecordBuffer
 from cargohold.store.base import Account, Bucket, LogRecord, ObjectRecord
 from cargohold.store.blobs import BlobStore
 from cargohold.store.sqlite import SqliteStore
@@ -475,6 +475,54 @@ async def _delivery(tmp: Path) -> None:
             await store.deliver_log_object(log_file("q/two"), ids, OWNER)
         assert await store.get_object("target", "q/one") is not None
         assert await store.get_object("target", "q/two") is None
+    finally:
+        await store.close()
+
+
+def test_records_wait_in_memory_and_in_the_queue_while_the_disk_is_down_to_its_reserve(
+        tmp_path: Path) -> None:
+    asyncio.run(_held_back(tmp_path))
+
+
+async def _held_back(tmp: Path) -> None:
+    store = SqliteStore(tmp / "meta.db")
+    await store.open()
+    # A reserve larger than any disk: every claim on the disk is refused.
+    blobs = BlobStore(tmp, min_free_bytes=1 << 62)
+    try:
+        await store.create_account(Account(OWNER, "owner", "", "", 1.0))
+        await store.create_bucket(Bucket("target", OWNER, "nyc3", 1.0), 100)
+        # Records queued before the disk filled: their log file does not fit, so they stay.
+        queued = [f"{OWNER} src q{i:03d} " + "x" * 300 for i in range(400)]
+        await store.append_log_records([LogRecord("target", "p/", line, 1.0)
+                                        for line in queued])
+        deliverer = LogDeliverer(store, blobs, 1.0)
+        assert await deliverer.run_once() == 0
+        assert await store.pending_log_targets() == ["target"]
+        # New records do not go into the queue either: they wait in the worker's buffer.
+        buffer = RecordBuffer(store, check_room=blobs.check_room)
+        fresh = [f"{OWNER} src m{i:03d}" for i in range(10)]
+        for line in fresh:
+            buffer.add(LogRecord("target", "p/", line, 2.0))
+        with pytest.raises(errors.InsufficientStorage):
+            await buffer.flush()
+        assert len(buffer) == len(fresh)
+        assert [line for _, _, line in await store.take_log_batch("target", 1000)
+                if " src m" in line] == []
+
+        blobs.min_free_bytes = 0  # deletes made room
+        assert await buffer.flush() == len(fresh)
+        assert await deliverer.run_once() >= 1
+        assert await store.pending_log_targets() == []
+        page = await store.list_objects("target", prefix="p/")
+        delivered: list[str] = []
+        for entry_ in page.entries:
+            found = await store.get_object("target", entry_.key)
+            assert found is not None
+            data = (found.inline if found.inline is not None
+                    else Path(blobs.path(found.blob_id)).read_bytes())
+            delivered += data.decode().splitlines()
+        assert sorted(delivered) == sorted(queued + fresh)
     finally:
         await store.close()
 
