@@ -85,7 +85,9 @@ class RecordBuffer:
                 log.warning("access-log buffer full: %d records dropped", self.dropped)
             return
         self._records.append(record)
-        if len(self._records) >= self.batch_size:
+        # While the disk has no room, the flusher tries again on its interval only: waking
+        # it for every request would refuse (and build an error) at the request rate.
+        if len(self._records) >= self.batch_size and not self._held:
             self._wake.set()
 
     async def flush(self) -> int:

@@ -527,6 +527,42 @@ async def _held_back(tmp: Path) -> None:
         await store.close()
 
 
+def test_a_buffer_held_back_for_room_retries_on_its_interval_not_per_request(
+        tmp_path: Path) -> None:
+    async def main() -> tuple[int, list[str]]:
+        store = SqliteStore(tmp_path / "meta.db")
+        await store.open()
+        try:
+            await store.create_account(Account(OWNER, "owner", "", "", 1.0))
+            await store.create_bucket(Bucket("target", OWNER, "nyc3", 1.0), 100)
+            asked: list[int] = []
+
+            async def no_room(incoming: int) -> None:
+                asked.append(incoming)
+                raise errors.InsufficientStorage()
+
+            buffer = RecordBuffer(store, interval_seconds=0.2, batch_size=1,
+                                  check_room=no_room)
+            buffer.start()
+            buffer.add(LogRecord("target", "p/", "first", 1.0))
+            await asyncio.sleep(0.05)  # refused once: held from now on
+            for i in range(2000):  # a busy server's requests over ~0.5 s
+                buffer.add(LogRecord("target", "p/", f"line {i}", 1.0))
+                if i % 20 == 0:
+                    await asyncio.sleep(0.005)
+            refusals = len(asked)
+            buffer.check_room = None  # deletes made room
+            await buffer.close()
+            lines = [line for _, _, line in await store.take_log_batch("target", 5000)]
+            return refusals, lines
+        finally:
+            await store.close()
+
+    refusals, lines = asyncio.run(main())
+    assert refusals <= 6  # the first, then one per 0.2 s interval, not one per request
+    assert lines == ["first"] + [f"line {i}" for i in range(2000)]
+
+
 # ----------------------------------------------------------------------- formatter
 
 

@@ -632,9 +632,8 @@ def _as_s3_error(exc: BaseException) -> errors.S3Error:
     point at (new blobs) must stay, for the orphan sweep to judge later.
     """
     err: errors.S3Error
-    uncertain = isinstance(exc, _CommitMayHaveLanded) and exc.__cause__ is not None
-    if uncertain:
-        assert exc.__cause__ is not None
+    uncertain = isinstance(exc, _CommitMayHaveLanded)
+    if uncertain and exc.__cause__ is not None:
         exc = exc.__cause__
     if _is_busy(exc):
         err = errors.SlowDown()
