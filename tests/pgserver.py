@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -58,6 +58,7 @@ class _Cluster:
     root: Path
     port: int = 0
     as_user: list[str] = field(default_factory=list)  # ["runuser", "-u", "postgres", "--"]
+    start_prefix: list[str] = field(default_factory=list)  # wraps pg_ctl start (a namespace)
 
     @property
     def data(self) -> Path:
@@ -82,9 +83,11 @@ class _Cluster:
             options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                        "-c max_connections=200 -c shared_buffers=32MB")
-            result = self.run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-w",
-                              "-t", "60", "-l", str(self.root / "server.log"), "-o", options,
-                              "start")
+            result = subprocess.run(
+                [*self.start_prefix, *self.as_user, str(self.bin_dir / "pg_ctl"), "-D",
+                 str(self.data), "-w", "-t", "60", "-l", str(self.root / "server.log"), "-o",
+                 options, "start"],
+                capture_output=True, text=True, timeout=120, check=False)
             if result.returncode == 0:
                 return
             failure = result.stdout + result.stderr + _tail(self.root / "server.log")
@@ -148,16 +151,12 @@ def _local_cluster() -> _Cluster:
             _unavailable(_cluster_error)
         # Not pytest's tmp_path: as root, that directory is closed to the postgres user.
         root = Path(tempfile.mkdtemp(prefix="cargohold-pg-"))
-        as_user: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses to run as root
-            try:
-                pwd.getpwnam("postgres")
-            except KeyError:
-                shutil.rmtree(root, ignore_errors=True)
-                _cluster_error = "running as root and there is no postgres user to run initdb"
-                _unavailable(_cluster_error)
-            shutil.chown(root, user="postgres")
-            as_user = ["runuser", "-u", "postgres", "--"]
+        try:
+            as_user = _as_postgres_user(root)
+        except LookupError as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            _cluster_error = str(exc)
+            _unavailable(_cluster_error)
         cluster = _Cluster(bin_dir, root, as_user=as_user)
         try:
             cluster.start()
@@ -168,6 +167,77 @@ def _local_cluster() -> _Cluster:
         atexit.register(cluster.stop)
         _cluster = cluster
         return cluster
+
+
+def _as_postgres_user(root: Path) -> list[str]:
+    """The prefix that runs a cluster's commands: initdb refuses to run as root, so root
+    hands ``root`` (the cluster's directory) and them to the ``postgres`` user.
+
+    ``LookupError`` when running as root without a ``postgres`` user.
+    """
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise LookupError("running as root and there is no postgres user to run initdb"
+                          ) from None
+    shutil.chown(root, user="postgres")
+    return ["runuser", "-u", "postgres", "--"]
+
+
+@contextlib.contextmanager
+def database_on_a_small_disk(mib: int) -> Iterator[str]:
+    """The DSN of a database whose tables live on a private ``mib`` MiB tmpfs.
+
+    A cluster of its own, started inside a mount namespace that mounts the tmpfs: the
+    database is created in a tablespace there, so its tables fill a real disk (PostgreSQL
+    answers SQLSTATE 53100, disk full) while the WAL, on the cluster's own disk, keeps
+    working. Root mounts in a plain mount namespace and runs PostgreSQL as ``postgres``;
+    anyone else in a user namespace of their own. Skips (or fails under
+    ``CARGOHOLD_REQUIRE_PG=1``) without PostgreSQL binaries; skips when no tmpfs can be
+    mounted.
+    """
+    bin_dir = _find_bin_dir()
+    if bin_dir is None:
+        _unavailable("initdb and pg_ctl were not found")
+    root = Path(tempfile.mkdtemp(prefix="cargohold-pg-small-"))
+    try:
+        try:
+            as_user = _as_postgres_user(root)
+        except LookupError as exc:
+            _unavailable(str(exc))
+        small = root / "small"
+        small.mkdir()
+        if as_user:
+            namespace = ["unshare", "--mount"]
+            become = 'chown postgres "$0/ts" && exec "$@"'
+        else:
+            # Mounting takes root in the namespace, and PostgreSQL refuses to run as root:
+            # a nested user namespace maps the caller back to their own ids.
+            namespace = ["unshare", "--user", "--map-root-user", "--mount"]
+            become = (f"exec unshare --user --map-user={os.geteuid()} "
+                      f'--map-group={os.getegid()} "$@"')
+        mount = f'mount -t tmpfs -o size={mib}m tmpfs "$0" && mkdir "$0/ts" && {become}'
+        prefix = [*namespace, "sh", "-c", mount, str(small)]
+        try:
+            probe = subprocess.run([*prefix, "true"], capture_output=True, text=True,
+                                   timeout=30, check=False)
+        except FileNotFoundError:
+            pytest.skip("cannot mount a private tmpfs here: no unshare command")
+        if probe.returncode != 0:
+            pytest.skip(f"cannot mount a private tmpfs here: {probe.stderr.strip()}")
+        cluster = _Cluster(bin_dir, root, as_user=as_user, start_prefix=prefix)
+        try:
+            cluster.start()
+            _run_async(_execute(cluster.dsn,
+                                f"CREATE TABLESPACE small LOCATION '{small / 'ts'}'",
+                                "CREATE DATABASE small_disk TABLESPACE small"))
+            yield _with_database(cluster.dsn, "small_disk")
+        finally:
+            cluster.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def admin_dsn() -> str:

@@ -38,7 +38,7 @@ from cargohold.store.base import (
 )
 from cargohold.store.postgres import PostgresStore
 from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, make_client
-from tests.pgserver import fresh_database_dsn
+from tests.pgserver import database_on_a_small_disk, fresh_database_dsn
 
 OWNER = "a" * 64
 BUCKET = "bkt"
@@ -485,3 +485,51 @@ def test_an_upload_whose_commit_answer_is_lost_keeps_its_blob(tmp_path: Path) ->
     finally:
         proc.stop()
         cutter.close()
+
+
+# ------------------------------------------------------- the database's own disk fills up
+
+
+def test_a_full_database_disk_refuses_writes_with_insufficient_storage_and_loses_nothing(
+        tmp_path: Path) -> None:
+    # Small objects are stored inline, in the database: with its tablespace on a 16 MiB
+    # tmpfs, uploads fill it until PostgreSQL answers "disk full" (53100). That is 507
+    # InsufficientStorage, as a full blob disk is, not a 500; what was acknowledged stays.
+    with database_on_a_small_disk(16) as dsn:
+        proc = ServerProcess(data_dir=tmp_path / "data", meta=dsn).start()
+        try:
+            client = make_client(proc.endpoint)
+            client.create_bucket(Bucket="full")
+            stored: dict[str, bytes] = {}
+            refusal: tuple[int, str] | None = None
+            for index in range(1000):
+                key, body = f"k{index:04d}", os.urandom(48 * 1024)
+                try:
+                    client.put_object(Bucket="full", Key=key, Body=body)
+                except ClientError as exc:
+                    refusal = (exc.response["ResponseMetadata"]["HTTPStatusCode"],
+                               exc.response["Error"]["Code"])
+                    refused = key
+                    break
+                stored[key] = body
+            assert refusal == (507, "InsufficientStorage"), "the database's disk never filled"
+            assert len(stored) > 20
+
+            listed = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket="full") for o in page.get("Contents", [])]
+            assert listed == sorted(stored)
+            for key, body in stored.items():
+                assert client.get_object(Bucket="full", Key=key)["Body"].read() == body
+            with pytest.raises(ClientError) as missing:
+                client.head_object(Bucket="full", Key=refused)
+            assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+            # Deletes still work on the full disk, and the server goes on answering.
+            gone = sorted(stored)[:3]
+            client.delete_objects(Bucket="full", Delete={"Objects": [{"Key": k} for k in gone]})
+            client.delete_object(Bucket="full", Key=sorted(stored)[3])
+            left = client.list_objects_v2(Bucket="full")
+            assert [o["Key"] for o in left["Contents"]][:1] == [sorted(stored)[4]]
+            assert left["KeyCount"] == len(stored) - 4
+        finally:
+            proc.stop()
