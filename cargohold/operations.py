@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 
 class Access(enum.Enum):
@@ -63,7 +64,7 @@ R, W, O, S = Access.READ, Access.WRITE, Access.OWNER, Access.SERVICE  # noqa: E7
 SVC, BKT, OBJ = Target.SERVICE, Target.BUCKET, Target.OBJECT
 
 # (method, target, sub-resource or None, guard or None) -> Operation.
-# Guards: "copy" = has x-amz-copy-source header; "v2" = list-type=2.
+# Guards: "copy" = has an x-amz-copy-source (see copy_source); "v2" = list-type=2.
 _TABLE: list[tuple[str, Target, str | None, str | None, Operation]] = [
     ("GET", SVC, None, None, Operation("ListBuckets", S)),
     ("GET", SVC, "session", None, Operation("CreateSession", S)),
@@ -181,6 +182,21 @@ ALL_OPERATIONS: dict[str, Operation] = {op.name: op for *_, op in _TABLE}
 UNKNOWN = Operation("Unknown", Access.OWNER)
 
 
+# Query parameters that carry a presigned URL's signature (SigV4, SigV2).
+_QUERY_SIGNATURES: Final = ("X-Amz-Signature", "Signature")
+
+
+def copy_source(query: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """A request's ``x-amz-copy-source``: its header or, in a presigned URL, the query
+    parameter the signer moved it to (the AWS SDK for JavaScript moves every ``x-amz-*``
+    header there); the signature covers it either way, so a URL cannot gain one."""
+    value = headers.get("x-amz-copy-source")
+    if value is None and "x-amz-copy-source" in query and any(
+            name in query for name in _QUERY_SIGNATURES):
+        value = query["x-amz-copy-source"]
+    return value
+
+
 def resolve(
     method: str,
     bucket: str | None,
@@ -204,7 +220,7 @@ def resolve(
         # different operation; fall back to the plain one.
         subresource = None
     guard: str | None = None
-    if method == "PUT" and "x-amz-copy-source" in headers:
+    if method == "PUT" and copy_source(query, headers) is not None:
         guard = "copy"
     elif method == "GET" and target is BKT and subresource is None and (
         query.get("list-type") == "2"

@@ -12,7 +12,7 @@ import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import boto3
 import pytest
@@ -225,6 +225,30 @@ def test_presigned_put_with_empty_body_checksum_in_query_accepts_any_body(
     resp = rawhttp.send("PUT", url, body=b"real body")
     assert resp.status == 200, resp.body
     assert s3.get_object(Bucket=bucket, Key="js")["Body"].read() == b"real body"
+
+
+def test_x_amz_headers_moved_into_a_presigned_url_count_as_headers(
+        server: ServerProcess, s3: Any, bucket: str) -> None:
+    # Signers (the JS SDK, botocore's SigV2 presigner) move x-amz-* headers into the query;
+    # S3 takes them as the headers they were. A header actually sent wins.
+    query = urlencode({"x-amz-meta-colour": "blue", "x-amz-tagging": "team=storage",
+                       "x-amz-website-redirect-location": "/elsewhere"})
+    url = rawhttp.presign_v4("PUT", f"{server.endpoint}/{bucket}/hoisted?{query}")
+    resp = rawhttp.send("PUT", url, {"x-amz-meta-colour": "green"}, b"body")
+    assert resp.status == 200, resp.body
+    head = s3.head_object(Bucket=bucket, Key="hoisted")
+    assert head["Metadata"] == {"colour": "green"}
+    assert head["WebsiteRedirectLocation"] == "/elsewhere"
+    assert s3.get_object_tagging(Bucket=bucket, Key="hoisted")["TagSet"] == [
+        {"Key": "team", "Value": "storage"}]
+
+    checksum = base64.b64encode(zlib.crc32(b"body").to_bytes(4, "big")).decode()
+    s3.put_object(Bucket=bucket, Key="summed", Body=b"body", ChecksumCRC32=checksum)
+    for extra, expected in (("", None), ("?x-amz-checksum-mode=ENABLED", checksum)):
+        url = rawhttp.presign_v4("GET", f"{server.endpoint}/{bucket}/summed{extra}")
+        resp = rawhttp.send("GET", url)
+        assert resp.status == 200 and resp.body == b"body"
+        assert resp.headers.get("x-amz-checksum-crc32") == expected
 
 
 @pytest.mark.parametrize("chunk_size", [8192, 65536])

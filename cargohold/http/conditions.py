@@ -23,9 +23,13 @@ _HEADER_KEYS = {"Referer": "aws:referer", "User-Agent": "aws:useragent",
                     "s3:x-amz-server-side-encryption-customer-algorithm"}
 
 
-def condition_context(request: web.BaseRequest,
-                      principal: Principal) -> Mapping[str, Sequence[str]]:
-    """The condition keys of ``request`` as policy evaluation wants them."""
+def condition_context(request: web.BaseRequest, principal: Principal,
+                      headers: Mapping[str, str] | None = None) -> Mapping[str, Sequence[str]]:
+    """The condition keys of ``request`` as policy evaluation wants them; ``headers`` are
+    the ones the request is served with when they are not just the wire's (a presigned
+    URL's ``x-amz-*`` query parameters count as headers)."""
+    if headers is None:
+        headers = request.headers
     now = time.time()
     context: dict[str, Sequence[str]] = {
         "aws:sourceip": [request.remote or ""],
@@ -35,7 +39,7 @@ def condition_context(request: web.BaseRequest,
         "aws:principaltype": ["Anonymous" if principal.is_anonymous else "Account"],
     }
     for name, key in _HEADER_KEYS.items():
-        value = request.headers.get(name)
+        value = headers.get(name)
         if value is not None:
             context[key] = [value]
     for name, key in _QUERY_KEYS.items():

@@ -19,7 +19,7 @@ from typing import cast
 
 from aiohttp import web
 from aiohttp.http import HttpVersion11, RawRequestMessage
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from cargohold import access, accesslog, cors, errors, operations, xmlutil
 from cargohold.auth import PayloadReader, SignedRequest, authenticate
@@ -199,6 +199,8 @@ class Dispatcher:
             max_skew=services.settings.max_skew_seconds,
         )
         request[_AUTH] = auth
+        if auth.auth_type == "QueryString":
+            headers = hoisted_headers(headers, query)
         handler = HANDLERS.get(operation.name)
         if handler is None:
             raise errors.NotImplementedError_(
@@ -212,7 +214,7 @@ class Dispatcher:
         principal = auth.principal
 
         def conditions() -> Mapping[str, Sequence[str]]:
-            return condition_context(request, principal)
+            return condition_context(request, principal, headers)
 
         target = self._object_loader(bucket, address.key, query.get("versionId"))
         if not operation.authenticates_itself:
@@ -299,7 +301,7 @@ class Dispatcher:
         """
         try:
             bucket = await self._bucket_of(request)
-            source = (request.headers.get("x-amz-copy-source")
+            source = (operations.copy_source(request.query, request.headers)
                       if request.method == "PUT" else None)
             if (bucket is None or bucket.logging is None) and source is None:
                 return
@@ -427,7 +429,40 @@ def _may_be_logged(request: web.BaseRequest) -> bool:
     bucket = request.get(_BUCKET, _UNLOADED)
     if bucket is _UNLOADED or (bucket is not None and bucket.logging is not None):
         return True
-    return request.method == "PUT" and "x-amz-copy-source" in request.headers
+    return (request.method == "PUT"
+            and operations.copy_source(request.query, request.headers) is not None)
+
+
+# x-amz-* query parameters of a presigned URL that are not request headers in disguise: the
+# signature's own, the body's framing, checksums (S3 neither checks nor stores a checksum
+# signed into a URL: the AWS SDK for JavaScript signs the CRC32 of an empty body into every
+# presigned PUT; x-amz-checksum-mode, a request for the stored one, is hoisted) and SSE, of
+# the object or of a copy's source (keys travel as headers only, never in a URL).
+_NOT_HOISTED = ("x-amz-algorithm", "x-amz-credential", "x-amz-signature", "x-amz-date",
+                "x-amz-expires", "x-amz-signedheaders", "x-amz-security-token",
+                "x-amz-content-sha256", "x-amz-decoded-content-length", "x-amz-trailer",
+                "x-amz-checksum-", "x-amz-sdk-checksum-algorithm",
+                "x-amz-server-side-encryption", "x-amz-copy-source-server-side-encryption")
+
+
+def hoisted_headers(headers: CIMultiDictProxy[str],
+                    query: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    """A presigned request's headers plus the ``x-amz-*`` headers its signer moved into the
+    query string, as S3 takes them (the AWS SDK for JavaScript hoists every ``x-amz-*``
+    header, so ``Metadata`` and ``Tagging`` of a presigned PutObject arrive as
+    ``?x-amz-meta-color=blue&x-amz-tagging=...``); a header actually sent wins."""
+    extra: dict[str, str] = {}
+    for name, value in query.items():
+        lower = name.lower()
+        if (lower.startswith("x-amz-")
+                and (lower == "x-amz-checksum-mode" or not lower.startswith(_NOT_HOISTED))
+                and lower not in extra and name not in headers):
+            extra[lower] = value
+    if not extra:
+        return headers
+    merged = CIMultiDict(headers)
+    merged.extend(extra)
+    return CIMultiDictProxy(merged)
 
 
 def stamp(headers: MutableMapping[str, str], request_id: str) -> None:
