@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -68,8 +68,8 @@ class _Cluster:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.as_user, *args], capture_output=True, text=True,
+    def run(self, *args: str, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, *self.as_user, *args], capture_output=True, text=True,
                               timeout=120, check=False)
 
     def start(self) -> None:
@@ -83,11 +83,9 @@ class _Cluster:
             options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                        "-c max_connections=200 -c shared_buffers=32MB")
-            result = subprocess.run(
-                [*self.start_prefix, *self.as_user, str(self.bin_dir / "pg_ctl"), "-D",
-                 str(self.data), "-w", "-t", "60", "-l", str(self.root / "server.log"), "-o",
-                 options, "start"],
-                capture_output=True, text=True, timeout=120, check=False)
+            result = self.run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-w",
+                              "-t", "60", "-l", str(self.root / "server.log"), "-o", options,
+                              "start", prefix=self.start_prefix)
             if result.returncode == 0:
                 return
             failure = result.stdout + result.stderr + _tail(self.root / "server.log")

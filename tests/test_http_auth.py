@@ -227,12 +227,15 @@ def test_presigned_put_with_empty_body_checksum_in_query_accepts_any_body(
     assert s3.get_object(Bucket=bucket, Key="js")["Body"].read() == b"real body"
 
 
-def test_x_amz_headers_moved_into_a_presigned_url_count_as_headers(
+def test_lower_case_x_amz_headers_moved_into_a_presigned_url_count_as_headers(
         server: ServerProcess, s3: Any, bucket: str) -> None:
     # Signers (the JS SDK, botocore's SigV2 presigner) move x-amz-* headers into the query;
     # S3 takes them as the headers they were. A header actually sent wins.
+    # Query parameters are case-sensitive: only the lower-case spelling signers write counts
+    # (the one that picks a copy operation too).
     query = urlencode({"x-amz-meta-colour": "blue", "x-amz-tagging": "team=storage",
-                       "x-amz-website-redirect-location": "/elsewhere"})
+                       "x-amz-website-redirect-location": "/elsewhere",
+                       "X-Amz-Meta-Shade": "dark"})
     url = rawhttp.presign_v4("PUT", f"{server.endpoint}/{bucket}/hoisted?{query}")
     resp = rawhttp.send("PUT", url, {"x-amz-meta-colour": "green"}, b"body")
     assert resp.status == 200, resp.body

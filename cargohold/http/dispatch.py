@@ -450,14 +450,17 @@ def hoisted_headers(headers: CIMultiDictProxy[str],
     """A presigned request's headers plus the ``x-amz-*`` headers its signer moved into the
     query string, as S3 takes them (the AWS SDK for JavaScript hoists every ``x-amz-*``
     header, so ``Metadata`` and ``Tagging`` of a presigned PutObject arrive as
-    ``?x-amz-meta-color=blue&x-amz-tagging=...``); a header actually sent wins."""
+    ``?x-amz-meta-color=blue&x-amz-tagging=...``); a header actually sent wins.
+
+    Only lower-case names, as signers write them: query parameters are case-sensitive,
+    and :func:`operations.copy_source`, which picked the operation, reads that spelling.
+    """
     extra: dict[str, str] = {}
     for name, value in query.items():
-        lower = name.lower()
-        if (lower.startswith("x-amz-")
-                and (lower == "x-amz-checksum-mode" or not lower.startswith(_NOT_HOISTED))
-                and lower not in extra and name not in headers):
-            extra[lower] = value
+        if (name.startswith("x-amz-") and name == name.lower()
+                and (name == "x-amz-checksum-mode" or not name.startswith(_NOT_HOISTED))
+                and name not in extra and name not in headers):
+            extra[name] = value
     if not extra:
         return headers
     merged = CIMultiDict(headers)
