@@ -148,6 +148,49 @@ def test_missing_sources_answer_no_such_key_or_no_such_bucket(s3: Any, bucket: s
     assert error_code(exc) == "NoSuchBucket" and status(exc) == 404
 
 
+@pytest.mark.parametrize(("sent", "expected"), [
+    ("a+b+c.txt", "a b c.txt"),  # Go's url.QueryEscape (s5cmd) writes a space as "+"
+    ("a%20b%20c.txt", "a b c.txt"),  # botocore and the other SDKs write %20
+    ("one%2Bplus", "one+plus"),  # a plus in the key comes as %2B
+])
+def test_a_plus_in_a_copy_source_is_a_space_as_in_a_form_value(
+        s3: Any, bucket: str, sent: str, expected: str) -> None:
+    s3.put_object(Bucket=bucket, Key=expected, Body=b"source")
+    s3.put_object(Bucket=bucket, Key="one plus", Body=b"not this one")
+
+    def set_source(request: Any, **kwargs: Any) -> None:
+        del request.headers["x-amz-copy-source"]
+        request.headers["x-amz-copy-source"] = f"{bucket}/{sent}"
+
+    s3.meta.events.register_first("before-sign.s3.CopyObject", set_source)
+    try:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource="placeholder/key")
+    finally:
+        s3.meta.events.unregister("before-sign.s3.CopyObject", set_source)
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"source"
+
+
+def test_an_unencoded_plus_in_a_copy_source_names_a_space_so_a_plus_key_is_not_found(
+        s3: Any, bucket: str) -> None:
+    """As on S3 (the aws cli once sent keys unencoded and got NoSuchKey for "foo++bar")."""
+    s3.put_object(Bucket=bucket, Key="foo++bar", Body=b"plus")
+
+    def set_source(request: Any, **kwargs: Any) -> None:
+        del request.headers["x-amz-copy-source"]
+        request.headers["x-amz-copy-source"] = f"{bucket}/foo++bar"
+
+    s3.meta.events.register_first("before-sign.s3.CopyObject", set_source)
+    try:
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket=bucket, Key="dst", CopySource="placeholder/key")
+    finally:
+        s3.meta.events.unregister("before-sign.s3.CopyObject", set_source)
+    assert error_code(exc) == "NoSuchKey" and status(exc) == 404
+    with pytest.raises(ClientError) as missing:
+        s3.head_object(Bucket=bucket, Key="dst")
+    assert status(missing) == 404
+
+
 @pytest.mark.parametrize("header", ["just-a-bucket", "/bucket-only/", "%ff%fe/key"])
 def test_malformed_copy_sources_are_invalid_arguments(s3: Any, bucket: str,
                                                       header: str) -> None:

@@ -23,7 +23,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote_plus
 
 from cargohold import access, checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
@@ -77,10 +77,13 @@ class CopySource:
 
 
 def parse_copy_source(value: str) -> CopySource:
-    """``[/]bucket/key[?versionId=v]``, the key URL-encoded; ``InvalidArgument`` otherwise."""
+    """``[/]bucket/key[?versionId=v]``, the key URL-encoded; ``InvalidArgument`` otherwise.
+
+    Decoded as a form value, as S3 does: ``+`` is a space (Go's ``url.QueryEscape``, which
+    s5cmd and others use, writes spaces so), and a literal plus must come as ``%2B``."""
     raw_path, _, raw_query = value.strip().partition("?")
     try:
-        path = unquote(raw_path, errors="strict")
+        path = unquote_plus(raw_path, errors="strict")
     except UnicodeDecodeError:
         raise errors.InvalidArgument(_SOURCE_HINT, ArgumentName="x-amz-copy-source",
                                      ArgumentValue=value) from None
