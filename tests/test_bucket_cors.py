@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests import rawhttp
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, free_port, headless_chromium
 from tests.test_buckets import error_code, status
 
 ORIGIN = "https://app.example.com"
@@ -151,16 +149,7 @@ def page_server(root: Path) -> Iterator[str]:
 
 
 def browser_dom(url: str, profile: Path) -> str:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    result = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=15000",
-         "--dump-dom", url],
-        capture_output=True, text=True, timeout=90)
-    return result.stdout
+    return headless_chromium(["--virtual-time-budget=15000", "--dump-dom", url], profile).stdout
 
 
 @pytest.mark.parametrize("with_rule", [True, False])

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess
+from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, missing_client
 from tests.test_clients import file_sha256, multipart_parts, object_sha256, write_random_file
 
 MIB = 1024 * 1024
@@ -70,7 +70,7 @@ def missing_requirement() -> str | None:
 
 # Skip at collection, before any server starts for these tests.
 if (_reason := missing_requirement()) is not None:
-    pytest.skip(_reason, allow_module_level=True)
+    missing_client(_reason, module=True)
 
 
 @pytest.fixture

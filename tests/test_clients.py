@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess
+from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, missing_client
 from tests.test_awscli import aws
 
 MIB = 1024 * 1024
@@ -79,7 +79,7 @@ def run(argv: list[str], env: dict[str, str], timeout: float = 300) -> str:
 def require(binary: str) -> str:
     found = shutil.which(binary)
     if found is None:
-        pytest.skip(f"{binary} is not installed (apt-get install {binary}; .ci/run installs it)")
+        missing_client(f"{binary} is not installed (apt-get install {binary}; .ci/run installs it)")
     return found
 
 

@@ -15,7 +15,6 @@ import hmac
 import html
 import json
 import os
-import subprocess
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -34,9 +33,16 @@ from cargohold import errors, postform
 from cargohold.auth import postpolicy
 from cargohold.store.base import AccessKey
 from tests import rawhttp
-from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, free_port, make_client
+from tests.conftest import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    ServerProcess,
+    free_port,
+    headless_chromium,
+    make_client,
+)
 
-CHROMIUM = "/usr/bin/chromium"
 FileSpec = tuple[str | None, bytes, str]  # (filename, content, part Content-Type)
 
 
@@ -751,8 +757,6 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                    reason="headless Chromium (Debian package chromium) is not installed")
 def test_a_browser_uploads_through_an_html_form(s3: Any, bucket: str, tmp_path: Path,
                                                 page_server: tuple[str, Path]) -> None:
     site, root = page_server
@@ -788,12 +792,8 @@ def test_a_browser_uploads_through_an_html_form(s3: Any, bucket: str, tmp_path: 
         '<!doctype html><html><body><script>'
         'parent.document.getElementById("result").textContent = "UPLOADED" + location.search;'
         "</script></body></html>", encoding="utf-8")
-    result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-         "--virtual-time-budget=15000", "--dump-dom", f"{site}/upload.html"],
-        capture_output=True, text=True, timeout=60)
+    result = headless_chromium(["--virtual-time-budget=15000", "--dump-dom", f"{site}/upload.html"],
+                               tmp_path / "chromium", timeout=60)
     md5 = hashlib.md5(content.encode()).hexdigest()
     expected = f"UPLOADED?bucket={bucket}&amp;key=browser%2Fnote.txt&amp;etag=%22{md5}%22"
     assert expected in result.stdout, (result.stdout, result.stderr[-2000:])

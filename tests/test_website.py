@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -23,9 +22,7 @@ from botocore.exceptions import ClientError
 
 from cargohold.website import BAD_SUFFIX, BOTH_REPLACEMENTS, NO_INDEX, REDIRECT_ALL_ALONE
 from tests import rawhttp
-from tests.conftest import ServerProcess
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+from tests.conftest import ServerProcess, headless_chromium
 
 PAGES = {
     "index.html": "<!doctype html><title>Home</title><h1>Welcome home</h1>"
@@ -348,15 +345,9 @@ def test_buckets_without_a_site_and_missing_buckets_are_404_pages(server: Server
 # --- a browser ---
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", "--window-size=800,600", *args],
-        capture_output=True, text=True, timeout=90)
+    return headless_chromium(["--window-size=800,600", *args], profile)
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                    reason="headless Chromium (Debian package chromium) is not installed")
 def test_a_browser_shows_the_site(server: ServerProcess, site: str, tmp_path: Path) -> None:
     """Index, nested folders, the error page and a redirect rule in headless Chromium; the
     screenshots are this test's artifacts (under its tmp_path)."""
