@@ -26,9 +26,6 @@ Not covered (quirks of this 2022 SDK, not of the server):
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,8 +33,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, missing_client
-from tests.test_clients import file_sha256, multipart_parts, object_sha256, write_random_file
+from tests.conftest import ACCESS_KEY, REGION, ServerProcess, missing_client
+from tests.test_clients import (
+    file_sha256,
+    multipart_parts,
+    object_sha256,
+    scenario_runner,
+    write_random_file,
+)
 
 MIB = 1024 * 1024
 GO_DIR = Path(__file__).parent / "go"
@@ -70,25 +73,7 @@ if (_reason := missing_requirement()) is not None:
 @pytest.fixture
 def run_go(server: ServerProcess, bucket: str, tmp_path: Path) -> Iterator[RunGo]:
     """Run one scenario of s3client against ``server`` and ``bucket``; return its JSON."""
-    # Only the settings passed here: no AWS_* variable or config file may change a default.
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    base.update({
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "CH_ENDPOINT": server.endpoint, "CH_ACCESS_KEY": ACCESS_KEY,
-        "CH_SECRET_KEY": SECRET_KEY, "CH_REGION": REGION, "CH_BUCKET": bucket,
-    })
-
-    def run(scenario: str, **settings: str) -> dict[str, Any]:
-        env = {**base, **{f"CH_{k.upper()}": v for k, v in settings.items()}}
-        result = subprocess.run([str(BINARY), scenario], env=env, capture_output=True,
-                                text=True, timeout=120, check=False)
-        assert result.returncode == 0, (
-            f"scenario {scenario} failed:\n{result.stdout}\n{result.stderr}")
-        out: dict[str, Any] = json.loads(result.stdout)
-        return out
-
-    yield run
+    yield scenario_runner([str(BINARY)], server, bucket, tmp_path)
     for path in tmp_path.glob("*.bin"):
         path.unlink(missing_ok=True)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import subprocess
 import zlib
@@ -28,8 +27,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ACCESS_KEY, REGION, SECRET_KEY, ServerProcess, missing_client
-from tests.test_clients import file_sha256, multipart_parts, object_sha256, write_random_file
+from tests.conftest import ServerProcess, missing_client
+from tests.test_clients import (
+    file_sha256,
+    multipart_parts,
+    object_sha256,
+    scenario_runner,
+    write_random_file,
+)
 
 MIB = 1024 * 1024
 JS_DIR = Path(__file__).parent / "js"
@@ -76,25 +81,9 @@ if (_reason := missing_requirement()) is not None:
 @pytest.fixture
 def run_js(server: ServerProcess, bucket: str, tmp_path: Path) -> Iterator[Any]:
     """Run one scenario of s3client.mjs against ``server`` and ``bucket``; return its JSON."""
-    # Only the settings passed here: no AWS_* variable or config file may change a default.
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    base.update({
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "NODE_NO_WARNINGS": "1",  # the SDK's notice about Node 20's end of support
-        "CH_ENDPOINT": server.endpoint, "CH_ACCESS_KEY": ACCESS_KEY,
-        "CH_SECRET_KEY": SECRET_KEY, "CH_REGION": REGION, "CH_BUCKET": bucket,
-    })
-
-    def run(scenario: str, **settings: str) -> dict[str, Any]:
-        env = {**base, **{f"CH_{k.upper()}": v for k, v in settings.items()}}
-        result = subprocess.run(["node", str(SCRIPT), scenario], cwd=JS_DIR, env=env,
-                                capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, (
-            f"scenario {scenario} failed:\n{result.stdout}\n{result.stderr}")
-        return json.loads(result.stdout)
-
-    yield run
+    # NODE_NO_WARNINGS: not the SDK's notice about Node 20's end of support on stderr.
+    yield scenario_runner(["node", str(SCRIPT)], server, bucket, tmp_path, cwd=JS_DIR,
+                          extra_env={"NODE_NO_WARNINGS": "1"})
     for path in tmp_path.glob("*.bin"):
         path.unlink(missing_ok=True)
 

@@ -55,21 +55,24 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from tests.conftest import (
-    ACCESS_KEY,
     REGION,
-    SECRET_KEY,
     ServerProcess,
     missing_client,
     purge_bucket,
 )
-from tests.test_clients import file_sha256, multipart_parts, object_sha256, write_random_file
+from tests.test_clients import (
+    file_sha256,
+    multipart_parts,
+    object_sha256,
+    scenario_runner,
+    write_random_file,
+)
 
 MIB = 1024 * 1024
 FSSPEC_DIR = Path(__file__).parent / "fsspec"
 PYTHON = FSSPEC_DIR / ".venv" / "bin" / "python"
 SCRIPT = FSSPEC_DIR / "scenarios.py"
 EMPTY_MD5_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'
-PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 Run = Callable[..., dict[str, Any]]
 
@@ -103,24 +106,11 @@ if (_reason := missing_requirement()) is not None:
 @pytest.fixture
 def run_s3fs(server: ServerProcess, bucket: str, tmp_path: Path) -> Iterator[Run]:
     """Run one scenario of scenarios.py against ``server`` and ``bucket``; return its JSON."""
-    # Only the settings passed here: no AWS_* variable, config file or proxy may change a
-    # default (and -I keeps PYTHON* variables and user site-packages out).
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("AWS_") and k.lower() not in PROXY_VARIABLES}
-    base.update({
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "CH_ENDPOINT": server.endpoint, "CH_ACCESS_KEY": ACCESS_KEY,
-        "CH_SECRET_KEY": SECRET_KEY, "CH_REGION": REGION, "CH_BUCKET": bucket,
-    })
+    # (-I keeps PYTHON* variables and user site-packages out as well.)
+    run_scenario = scenario_runner([str(PYTHON), "-I", str(SCRIPT)], server, bucket, tmp_path)
 
     def run(scenario: str, **settings: str) -> dict[str, Any]:
-        env = {**base, **{f"CH_{k.upper()}": v for k, v in settings.items()}}
-        result = subprocess.run([str(PYTHON), "-I", str(SCRIPT), scenario], cwd=tmp_path,
-                                env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, (
-            f"scenario {scenario} failed:\n{result.stdout}\n{result.stderr}")
-        out: dict[str, Any] = json.loads(result.stdout)
+        out = run_scenario(scenario, **settings)
         assert out["s3fsVersion"] == pinned_s3fs()
         # botocore and s3fs retry 5xx answers and dropped connections quietly: one attempt
         # per call (as many requests as responses) and no 5xx shows there were none.

@@ -8,11 +8,12 @@ compared by streaming SHA-256; none is read into memory whole.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,38 @@ def multipart_parts(s3: Any, bucket: str, key: str) -> int:
 
 def parts_of(size: int, part_size: int) -> int:
     return -(-size // part_size)
+
+
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+def scenario_runner(command: list[str], server: ServerProcess, bucket: str, tmp_path: Path,
+                    cwd: Path | None = None,
+                    extra_env: dict[str, str] | None = None) -> Callable[..., dict[str, Any]]:
+    """A function that runs ``command SCENARIO`` (a client's scenario program: tests/js,
+    tests/go, tests/fsspec) against ``server`` and ``bucket`` and returns the one JSON object
+    it prints. Keyword arguments become CH_* variables. No inherited AWS_* variable, proxy or
+    AWS config file may change one of the client's defaults."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("AWS_") and k.lower() not in PROXY_VARIABLES}
+    base.update({
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "CH_ENDPOINT": server.endpoint, "CH_ACCESS_KEY": ACCESS_KEY,
+        "CH_SECRET_KEY": SECRET_KEY, "CH_REGION": REGION, "CH_BUCKET": bucket,
+        **(extra_env or {}),
+    })
+
+    def run(scenario: str, **settings: str) -> dict[str, Any]:
+        env = {**base, **{f"CH_{k.upper()}": v for k, v in settings.items()}}
+        result = subprocess.run([*command, scenario], cwd=cwd or tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, (
+            f"scenario {scenario} failed:\n{result.stdout}\n{result.stderr}")
+        out: dict[str, Any] = json.loads(result.stdout)
+        return out
+
+    return run
 
 
 def run(argv: list[str], env: dict[str, str], timeout: float = 300) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,21 @@ def test_missing_sources_answer_no_such_key_or_no_such_bucket(s3: Any, bucket: s
     assert error_code(exc) == "NoSuchBucket" and status(exc) == 404
 
 
+@contextlib.contextmanager
+def copy_source_sent_as(s3: Any, value: str) -> Iterator[None]:
+    """Within the block, CopyObject sends ``x-amz-copy-source`` exactly as ``value`` (signed),
+    whatever boto3 would have encoded."""
+    def set_source(request: Any, **kwargs: Any) -> None:
+        del request.headers["x-amz-copy-source"]  # setting would add a second value
+        request.headers["x-amz-copy-source"] = value
+
+    s3.meta.events.register_first("before-sign.s3.CopyObject", set_source)
+    try:
+        yield
+    finally:
+        s3.meta.events.unregister("before-sign.s3.CopyObject", set_source)
+
+
 @pytest.mark.parametrize(("sent", "expected"), [
     ("a+b+c.txt", "a b c.txt"),  # Go's url.QueryEscape (s5cmd) writes a space as "+"
     ("a%20b%20c.txt", "a b c.txt"),  # botocore and the other SDKs write %20
@@ -157,16 +174,8 @@ def test_a_plus_in_a_copy_source_is_a_space_as_in_a_form_value(
         s3: Any, bucket: str, sent: str, expected: str) -> None:
     s3.put_object(Bucket=bucket, Key=expected, Body=b"source")
     s3.put_object(Bucket=bucket, Key="one plus", Body=b"not this one")
-
-    def set_source(request: Any, **kwargs: Any) -> None:
-        del request.headers["x-amz-copy-source"]
-        request.headers["x-amz-copy-source"] = f"{bucket}/{sent}"
-
-    s3.meta.events.register_first("before-sign.s3.CopyObject", set_source)
-    try:
+    with copy_source_sent_as(s3, f"{bucket}/{sent}"):
         s3.copy_object(Bucket=bucket, Key="dst", CopySource="placeholder/key")
-    finally:
-        s3.meta.events.unregister("before-sign.s3.CopyObject", set_source)
     assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"source"
 
 
@@ -174,17 +183,8 @@ def test_an_unencoded_plus_in_a_copy_source_names_a_space_so_a_plus_key_is_not_f
         s3: Any, bucket: str) -> None:
     """As on S3 (the aws cli once sent keys unencoded and got NoSuchKey for "foo++bar")."""
     s3.put_object(Bucket=bucket, Key="foo++bar", Body=b"plus")
-
-    def set_source(request: Any, **kwargs: Any) -> None:
-        del request.headers["x-amz-copy-source"]
-        request.headers["x-amz-copy-source"] = f"{bucket}/foo++bar"
-
-    s3.meta.events.register_first("before-sign.s3.CopyObject", set_source)
-    try:
-        with pytest.raises(ClientError) as exc:
-            s3.copy_object(Bucket=bucket, Key="dst", CopySource="placeholder/key")
-    finally:
-        s3.meta.events.unregister("before-sign.s3.CopyObject", set_source)
+    with copy_source_sent_as(s3, f"{bucket}/foo++bar"), pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource="placeholder/key")
     assert error_code(exc) == "NoSuchKey" and status(exc) == 404
     with pytest.raises(ClientError) as missing:
         s3.head_object(Bucket=bucket, Key="dst")
@@ -194,16 +194,8 @@ def test_an_unencoded_plus_in_a_copy_source_names_a_space_so_a_plus_key_is_not_f
 @pytest.mark.parametrize("header", ["just-a-bucket", "/bucket-only/", "%ff%fe/key"])
 def test_malformed_copy_sources_are_invalid_arguments(s3: Any, bucket: str,
                                                       header: str) -> None:
-    def set_source(request: Any, **kwargs: Any) -> None:
-        del request.headers["x-amz-copy-source"]  # setting would add a second value
-        request.headers["x-amz-copy-source"] = header
-
-    s3.meta.events.register_first("before-sign.s3.CopyObject", set_source)
-    try:
-        with pytest.raises(ClientError) as exc:
-            s3.copy_object(Bucket=bucket, Key="dst", CopySource="placeholder/key")
-    finally:
-        s3.meta.events.unregister("before-sign.s3.CopyObject", set_source)
+    with copy_source_sent_as(s3, header), pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource="placeholder/key")
     assert error_code(exc) == "InvalidArgument" and status(exc) == 400
 
 
