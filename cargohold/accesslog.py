@@ -34,7 +34,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from cargohold import errors, xmlutil
 
@@ -246,24 +246,6 @@ def signature_of(authorization: str | None, query: str) -> tuple[str, str]:
     if "Signature=" in query and "AWSAccessKeyId=" in query:
         return "SigV2", "QueryString"
     return "", ""
-
-
-def copy_source(header: str) -> tuple[str, str, str] | None:
-    """(bucket, key, version id) of an ``x-amz-copy-source`` header, ``None`` if unusable."""
-    raw, _, query = header.partition("?")
-    try:
-        path = unquote(raw, errors="strict").lstrip("/")
-    except UnicodeDecodeError:
-        return None
-    bucket, sep, key = path.partition("/")
-    if not bucket or not sep or not key:
-        return None
-    version = ""
-    for pair in query.split("&"):
-        name, _, value = pair.partition("=")
-        if name == "versionId":
-            version = unquote(value)
-    return bucket, key, version
 
 
 # Object Size is the object's for reads (the whole object, also for a range) and uploads.

@@ -15,6 +15,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import parse_qs, unquote_plus
+
+from cargohold import errors
 
 
 class Access(enum.Enum):
@@ -195,6 +198,41 @@ def copy_source(query: Mapping[str, str], headers: Mapping[str, str]) -> str | N
             name in query for name in _QUERY_SIGNATURES):
         value = query["x-amz-copy-source"]
     return value
+
+
+_SOURCE_HINT = "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
+
+
+@dataclass(frozen=True)
+class CopySource:
+    """The object named by ``x-amz-copy-source``."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+
+
+def parse_copy_source(value: str) -> CopySource:
+    """``[/]bucket/key[?versionId=v]``, the key URL-encoded; ``InvalidArgument`` otherwise.
+
+    Decoded as a form value, as S3 does: ``+`` is a space (Go's ``url.QueryEscape``, which
+    s5cmd and others use, writes spaces so), and a literal plus must come as ``%2B``."""
+    raw_path, _, raw_query = value.strip().partition("?")
+    try:
+        path = unquote_plus(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        raise errors.InvalidArgument(_SOURCE_HINT, ArgumentName="x-amz-copy-source",
+                                     ArgumentValue=value) from None
+    bucket, _, key = path.removeprefix("/").partition("/")
+    if not bucket or not key:
+        raise errors.InvalidArgument(_SOURCE_HINT, ArgumentName="x-amz-copy-source",
+                                     ArgumentValue=value)
+    version_id = None
+    if raw_query:
+        versions = parse_qs(raw_query, keep_blank_values=True).get("versionId")
+        if versions:
+            version_id = versions[0]
+    return CopySource(bucket, key, version_id)
 
 
 def resolve(

@@ -23,6 +23,7 @@ from cargohold.store.sqlite import SqliteStore
 from tests import rawhttp
 from tests.conftest import ServerProcess, admin, make_client
 from tests.test_buckets import error_code, status
+from tests.test_copy import copy_source_sent_as
 from tests.test_tls import make_verified_client, self_signed
 
 DELIVERY = ["--log-delivery-interval-seconds", "0.5"]
@@ -630,7 +631,7 @@ def test_operation_names_follow_s3() -> None:
     assert name("", "OPTIONS", False) == "REST.OPTIONS.PREFLIGHT"
 
 
-def test_signature_shapes_and_copy_sources() -> None:
+def test_signature_shapes() -> None:
     assert accesslog.signature_of("AWS4-HMAC-SHA256 Credential=x", "") == ("SigV4",
                                                                            "AuthHeader")
     assert accesslog.signature_of("AWS key:sig", "") == ("SigV2", "AuthHeader")
@@ -639,9 +640,22 @@ def test_signature_shapes_and_copy_sources() -> None:
     assert accesslog.signature_of(None, "AWSAccessKeyId=k&Signature=s&Expires=1") == (
         "SigV2", "QueryString")
     assert accesslog.signature_of(None, "x=1") == ("", "")
-    assert accesslog.copy_source("/src/a%20b.txt?versionId=v1") == ("src", "a b.txt", "v1")
-    assert accesslog.copy_source("src/k") == ("src", "k", "")
-    assert accesslog.copy_source("nokey") is None
+
+
+def test_a_copy_logs_into_its_source_bucket_under_the_key_the_copy_read(client: Any) -> None:
+    """The source's log names the key the handler copied: the copy source decoded as S3
+    decodes it (a form value: "+" is a space), whatever spelling the client sent."""
+    source, target, destination = new_bucket(client), new_bucket(client), new_bucket(client)
+    enable(client, source, target)
+    client.put_object(Bucket=source, Key="a b+c.txt", Body=b"copied")
+    client.put_object(Bucket=source, Key="a+b+c.txt", Body=b"not this one")
+    with copy_source_sent_as(client, f"/{source}/a+b%2Bc.txt?versionId=null"):
+        copied = request_id(client.copy_object(Bucket=destination, Key="copy.txt",
+                                               CopySource="placeholder/key"))
+    assert client.get_object(Bucket=destination, Key="copy.txt")["Body"].read() == b"copied"
+    records = [r for r in wait_for(client, target, {copied}) if r["request_id"] == copied]
+    assert [(r["operation"], r["bucket"], r["key"], r["version_id"]) for r in records] == [
+        ("REST.COPY.OBJECT_GET", source, "a%20b%2Bc.txt", "null")]
 
 
 def test_log_object_names_and_times() -> None:

@@ -22,8 +22,6 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote_plus
 
 from cargohold import access, checksums, errors, xmlutil
 from cargohold.handlers.acls import acl_from_headers
@@ -52,7 +50,7 @@ from cargohold.handlers.objects import (
 )
 from cargohold.handlers.tagging import tags_from_header
 from cargohold.numbers import decimal
-from cargohold.operations import ALL_OPERATIONS
+from cargohold.operations import ALL_OPERATIONS, CopySource, parse_copy_source
 from cargohold.sse import customer, streams
 from cargohold.sse.chunks import ObjectCipher
 from cargohold.store.base import NULL_VERSION, ObjectRecord, PartRef, UploadedPart, is_version_id
@@ -62,41 +60,8 @@ from cargohold.store.blobs import BlobWriter
 MAX_COPY_SOURCE = 5 * 1024**3
 # A source replaced between reading its record and linking its blobs is read again.
 CLONE_ATTEMPTS = 3
-_SOURCE_HINT = "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
 _RANGE_HINT = ("The x-amz-copy-source-range value must be of the form bytes=first-last where "
                "first and last are the zero-based offsets of the first and last bytes to copy")
-
-
-@dataclass(frozen=True)
-class CopySource:
-    """The object named by ``x-amz-copy-source``."""
-
-    bucket: str
-    key: str
-    version_id: str | None
-
-
-def parse_copy_source(value: str) -> CopySource:
-    """``[/]bucket/key[?versionId=v]``, the key URL-encoded; ``InvalidArgument`` otherwise.
-
-    Decoded as a form value, as S3 does: ``+`` is a space (Go's ``url.QueryEscape``, which
-    s5cmd and others use, writes spaces so), and a literal plus must come as ``%2B``."""
-    raw_path, _, raw_query = value.strip().partition("?")
-    try:
-        path = unquote_plus(raw_path, errors="strict")
-    except UnicodeDecodeError:
-        raise errors.InvalidArgument(_SOURCE_HINT, ArgumentName="x-amz-copy-source",
-                                     ArgumentValue=value) from None
-    bucket, _, key = path.removeprefix("/").partition("/")
-    if not bucket or not key:
-        raise errors.InvalidArgument(_SOURCE_HINT, ArgumentName="x-amz-copy-source",
-                                     ArgumentValue=value)
-    version_id = None
-    if raw_query:
-        versions = parse_qs(raw_query, keep_blank_values=True).get("versionId")
-        if versions:
-            version_id = versions[0]
-    return CopySource(bucket, key, version_id)
 
 
 def check_source_conditions(ctx: Context, record: ObjectRecord) -> None:

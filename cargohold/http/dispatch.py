@@ -8,6 +8,7 @@ handler's :class:`Reply` (bytes, or file segments sent with ``sendfile``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -392,15 +393,19 @@ class Dispatcher:
             config = accesslog.stored_config(bucket.logging)
             pending.append((config.target_bucket, config.target_prefix, entry))
         copy_name = accesslog.COPY_SOURCE_OPERATIONS.get(operation.name)
-        parsed = accesslog.copy_source(copy_source) if copy_source and copy_name else None
+        parsed: operations.CopySource | None = None
+        if copy_source and copy_name:
+            # Read as the handler read it; one it refused names no source to log into.
+            with contextlib.suppress(errors.S3Error):
+                parsed = operations.parse_copy_source(copy_source)
         if parsed is not None and copy_name is not None:
-            source = await self.services.store.get_bucket(parsed[0])
+            source = await self.services.store.get_bucket(parsed.bucket)
             if source is not None and source.logging is not None:
                 config = accesslog.stored_config(source.logging)
                 pending.append((config.target_bucket, config.target_prefix, dataclasses.replace(
                     entry, bucket_owner=source.owner_id, bucket=source.name,
-                    operation=copy_name, key=parsed[1], version_id=parsed[2], bytes_sent=0,
-                    object_size=None)))
+                    operation=copy_name, key=parsed.key, version_id=parsed.version_id or "",
+                    bytes_sent=0, object_size=None)))
         return pending
 
     def _finish_log(self, pending: list[tuple[str, str, accesslog.Entry]], started: float,
